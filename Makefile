@@ -1,0 +1,29 @@
+# ComfyUI-CoherentVideo - the README's commands.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+RUNNER := tools/run_workflow.py
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo run bench models clean
+setup:            ## venv, pinned torch trio, ComfyUI 0.3.75 (or $$COMFYUI_PATH), deps; idempotent
+	bash tools/setup.sh
+
+test:             ## the whole test suite inside real ComfyUI (pytest exit 5 = no tests = failure)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo:             ## weight-free demo: bundled clip -> FlowTemporalUpsample x4 -> output/
+	$(PY) $(RUNNER) workflows/flow_upsample_demo.json --output-dir output
+
+run:              ## any workflow: make run WORKFLOW=workflows/x.json ARGS="--set 3.seed=7"
+	@test -n "$(WORKFLOW)" || { echo "usage: make run WORKFLOW=file.json [ARGS=...]" >&2; exit 2; }
+	$(PY) $(RUNNER) $(WORKFLOW) $(ARGS)
+
+models:           ## write the random-weight SD1.5 checkpoint used by tests and workflows
+	$(PY) bench/make_random_sd15.py .cache/models/checkpoints/random_sd15.safetensors
+
+bench:            ## every benchmark; each writes bench/results/*.json
+	for b in bench/noise.py bench/interpolation.py bench/iterative.py bench/attention.py bench/motion.py; do \
+	  [ -f $$b ] && $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf output .pytest_cache

