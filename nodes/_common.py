@@ -5,15 +5,9 @@ import math
 
 import torch
 
+from ..model_patches.errors import NodeInputError  # noqa: F401  (re-exported for the node modules)
+
 CATEGORY = "CoherentVideo"
-
-
-class NodeInputError(ValueError):
-    """A bad input. The message always starts with ``[NodeName] input 'name':``."""
-
-    def __init__(self, node: str, input_name: str, message: str):
-        self.node, self.input_name = node, input_name
-        super().__init__(f"[{node}] input '{input_name}': {message}")
 
 
 def check(cond: bool, node: str, input_name: str, message: str) -> None:

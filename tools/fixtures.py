@@ -157,9 +157,7 @@ def write_random_sd15(out_path: str | os.PathLike, seed: int = 0, dtype: torch.d
         sd["first_stage_model." + k] = v.to(dtype)
     del vae
 
-    import comfy
-
-    cfg_path = Path(comfy.__file__).parent / "sd1_clip_config.json"
+    cfg_path = Path(comfy.clip_model.__file__).parent / "sd1_clip_config.json"
     clip_cfg = json.loads(cfg_path.read_text())
     clip = comfy.clip_model.CLIPTextModel(clip_cfg, torch.float32, "cpu", comfy.ops.manual_cast)
     deterministic_init_(clip, seed=seed + 2)

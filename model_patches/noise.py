@@ -1,0 +1,147 @@
+"""Correlated video noise: VideoFusion's base + residual decomposition and PYoCo's noise priors.
+
+Pure tensor math, no ComfyUI import. Frames lie on ``frame_dim`` of the noise tensor
+(dim 0 for ComfyUI/AnimateDiff batches ``[F, C, H, W]``, dim 2 for 5-D ``[B, C, T, H, W]``).
+
+Every function keeps the marginal distribution of each frame exactly N(0, I): the weights of
+the two Gaussian terms always satisfy a^2 + b^2 = 1 (VidRD's reference code passes a variance
+where a standard deviation belongs; we do not).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+MODES = ("shared", "progressive", "mixed")
+
+
+def parse_schedule(text: str) -> list[float]:
+    """``"1.0, 0.5 0.5"`` -> ``[1.0, 0.5, 0.5]`` (commas and/or spaces; empty -> ``[]``)."""
+    parts = [p for p in text.replace(",", " ").split() if p]
+    return [float(p) for p in parts]
+
+
+def resolve_key_frame(num_frames: int, key_frame: int) -> int:
+    """``key_frame < 0`` means the centre frame, as in VideoFusion: index ``(F - 1) // 2``."""
+    return (num_frames - 1) // 2 if key_frame < 0 else key_frame
+
+
+def frame_lambdas(num_frames: int, base_ratio: float, key_frame: int = -1,
+                  schedule: Sequence[float] | None = None) -> torch.Tensor:
+    """Per-frame base ratios lambda_i of VideoFusion (arXiv 2303.08320, eq. 4).
+
+    The key frame gets lambda = 1 (its noise *is* the base noise); every other frame gets
+    ``base_ratio``, unless a per-frame ``schedule`` of length F is given, which is used as is.
+    ``base_ratio == 0`` switches the decomposition off for every frame, the key frame included,
+    so the result is the independent residual noise itself.
+    Returns a float64 tensor of shape [F].
+    """
+    if schedule:
+        if len(schedule) != num_frames:
+            raise ValueError(f"schedule has {len(schedule)} values for {num_frames} frames")
+        lam = torch.tensor(list(schedule), dtype=torch.float64)
+    else:
+        lam = torch.full((num_frames,), float(base_ratio), dtype=torch.float64)
+        if base_ratio > 0:
+            lam[resolve_key_frame(num_frames, key_frame)] = 1.0
+    if not bool(((lam >= 0) & (lam <= 1)).all()):
+        raise ValueError("every lambda must lie in [0, 1]")
+    return lam
+
+
+def _frame_view(values: torch.Tensor, ndim: int, frame_dim: int, like: torch.Tensor) -> torch.Tensor:
+    shape = [1] * ndim
+    shape[frame_dim] = values.numel()
+    return values.to(device=like.device, dtype=like.dtype).view(shape)
+
+
+def decompose_noise(residual: torch.Tensor, base: torch.Tensor, lambdas: torch.Tensor,
+                    frame_dim: int = 0) -> torch.Tensor:
+    """VideoFusion's decomposed noise (arXiv 2303.08320, eq. 4):
+
+        eps_i = sqrt(lambda_i) * b + sqrt(1 - lambda_i) * r_i
+
+    ``residual`` holds r_i (independent per frame), ``base`` holds b with size 1 on ``frame_dim``
+    (shared by all frames). Each eps_i is N(0, I); frames i != j correlate by
+    sqrt(lambda_i * lambda_j). Out of place; two fused passes over the residual.
+    """
+    lam = lambdas.to(torch.float64)
+    w_base = _frame_view(lam.sqrt(), residual.ndim, frame_dim, residual)
+    w_res = _frame_view((1.0 - lam).sqrt(), residual.ndim, frame_dim, residual)
+    return torch.addcmul(residual * w_res, base, w_base)
+
+
+def progressive_noise(eta: torch.Tensor, alpha: float, frame_dim: int = 0) -> torch.Tensor:
+    """PYoCo's progressive noise prior (arXiv 2305.10474, eq. 6), an AR(1) over frames:
+
+        eps_0 = eta_0,   eps_i = alpha/sqrt(1+alpha^2) * eps_{i-1} + 1/sqrt(1+alpha^2) * eta_i
+
+    Every eps_i is N(0, I); corr(eps_i, eps_j) = (alpha/sqrt(1+alpha^2))^|i-j|.
+    Vectorised as a log2(F)-step parallel prefix scan over the frame axis (no per-frame loop).
+    """
+    a = alpha / math.sqrt(1.0 + alpha * alpha)
+    c = 1.0 / math.sqrt(1.0 + alpha * alpha)
+    x = eta.movedim(frame_dim, 0)
+    frames = x.shape[0]
+    scale = torch.full((frames,), c, dtype=torch.float64)
+    scale[0] = 1.0
+    x = x * _frame_view(scale, x.ndim, 0, x)
+    d = 1
+    while d < frames and a ** d > 0.0:
+        # Hillis-Steele step: x_i <- x_i + a^d x_{i-d}; after it x_i sums a^j u_{i-j} for j < 2d
+        shifted = x[:-d] * (a ** d)
+        x = torch.cat([x[:d], x[d:] + shifted], dim=0)
+        d *= 2
+    return x.movedim(0, frame_dim)
+
+
+def mixed_lambda(alpha: float) -> float:
+    """PYoCo's mixed noise prior (arXiv 2305.10474, eq. 5) as a VideoFusion base ratio:
+    eps_i = alpha/sqrt(1+alpha^2) * eps_shared + 1/sqrt(1+alpha^2) * eps_ind_i,
+    so lambda = alpha^2 / (1 + alpha^2), which is also the inter-frame correlation."""
+    return alpha * alpha / (1.0 + alpha * alpha)
+
+
+def correlated_noise(residual: torch.Tensor, base: torch.Tensor, mode: str, base_ratio: float = 0.5,
+                     alpha: float = 1.0, key_frame: int = -1, schedule: Sequence[float] | None = None,
+                     frame_dim: int = 0) -> torch.Tensor:
+    """Dispatch over the three modes. ``residual`` is the independent per-frame noise (used as
+    eta in progressive mode); ``base`` is the shared noise (unused in progressive mode)."""
+    frames = residual.shape[frame_dim]
+    if mode == "shared":
+        lam = frame_lambdas(frames, base_ratio, key_frame, schedule)
+        if not bool(lam.any()):
+            return residual
+        return decompose_noise(residual, base, lam, frame_dim)
+    if mode == "mixed":
+        lam = torch.full((frames,), mixed_lambda(alpha), dtype=torch.float64)
+        if alpha == 0:
+            return residual
+        return decompose_noise(residual, base, lam, frame_dim)
+    if mode == "progressive":
+        if alpha == 0:
+            return residual
+        return progressive_noise(residual, alpha, frame_dim)
+    raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+
+
+def expected_correlation(mode: str, i: int, j: int, lambdas: torch.Tensor | None = None,
+                         alpha: float = 1.0) -> float:
+    """The theoretical correlation between frames i != j for each mode (used by the tests)."""
+    if mode == "shared":
+        return float((lambdas[i] * lambdas[j]).sqrt())
+    if mode == "mixed":
+        return mixed_lambda(alpha)
+    if mode == "progressive":
+        return (alpha / math.sqrt(1 + alpha * alpha)) ** abs(i - j)
+    raise ValueError(mode)
+
+
+def derived_seed(seed: int, salt: int = 0x9E3779B97F4A7C15) -> int:
+    """A second seed for the shared base noise, decorrelated from ``seed`` and ``seed + 1``
+    (so neighbouring seeds do not share a base with each other's residuals)."""
+    x = (seed * 6364136223846793005 + salt) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 33
+    return x & 0x7FFFFFFFFFFFFFFF

@@ -1,0 +1,138 @@
+"""ComfyUI hooks for BaseResidualNoise: a NOISE object and an OUTER_SAMPLE model wrapper.
+
+Both start from ComfyUI's own noise for the seed (``comfy.sample.prepare_noise``, which honours
+``batch_index``) as the per-frame residual, and draw the shared base from a derived seed, so the
+two paths give the same noise for the same seed, and ``base_ratio = 0`` is ComfyUI's noise bit
+for bit.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from dataclasses import dataclass, field
+
+import torch
+
+import comfy.patcher_extension
+import comfy.sample
+
+from .errors import NodeInputError
+from .noise import correlated_noise, derived_seed, resolve_key_frame
+
+NODE = "BaseResidualNoise"
+WRAPPER_KEY = "coherent_video.base_residual_noise"
+
+
+@dataclass
+class NoiseSettings:
+    mode: str = "shared"
+    base_ratio: float = 0.5
+    alpha: float = 1.0
+    key_frame: int = -1
+    schedule: list[float] = field(default_factory=list)
+    node: str = NODE
+
+    def frame_dim(self, x: torch.Tensor) -> int:
+        return 2 if x.ndim == 5 else 0
+
+    def validate_for(self, x: torch.Tensor) -> None:
+        fd = self.frame_dim(x)
+        frames = x.shape[fd]
+        if self.schedule and len(self.schedule) != frames:
+            raise NodeInputError(self.node, "lambda_schedule",
+                                  f"has {len(self.schedule)} values but the latent has {frames} frames")
+        if self.mode == "shared" and not self.schedule and frames > 1:
+            k = resolve_key_frame(frames, self.key_frame)
+            if not 0 <= k < frames:
+                raise NodeInputError(self.node, "key_frame", f"{self.key_frame} is beyond the {frames}-frame batch "
+                                      f"(use 0..{frames - 1}, or -1 for the centre frame)")
+
+    def apply(self, residual: torch.Tensor, seed: int) -> torch.Tensor:
+        """Correlate ComfyUI's independent per-frame noise ``residual`` across frames."""
+        if residual.is_nested:
+            raise NodeInputError(self.node, "latent_image", "nested (multi-shape) latents are not supported")
+        if not bool(torch.isfinite(residual).all()):
+            raise NodeInputError(self.node, "latent_image", "the noise for this latent is not finite")
+        self.validate_for(residual)
+        fd = self.frame_dim(residual)
+        if residual.shape[fd] == 1:
+            # Defined behaviour: nothing to correlate in a one-frame batch -> ComfyUI's noise unchanged.
+            logging.warning("[%s] one-frame batch: nothing to correlate, using ComfyUI's noise unchanged", self.node)
+            return residual
+        base = None
+        if self.mode != "progressive":
+            shape = list(residual.shape)
+            shape[fd] = 1
+            g = torch.Generator(device="cpu").manual_seed(derived_seed(seed))
+            base = torch.randn(shape, generator=g, dtype=residual.dtype, device="cpu").to(residual.device)
+        return correlated_noise(residual, base, self.mode, self.base_ratio, self.alpha, self.key_frame,
+                                self.schedule or None, fd)
+
+
+class BaseResidualNoiseGenerator:
+    """NOISE for ``SamplerCustomAdvanced``; same contract as ComfyUI's ``Noise_RandomNoise``."""
+
+    def __init__(self, seed: int, settings: NoiseSettings):
+        self.seed = seed
+        self.settings = settings
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        latent = input_latent["samples"]
+        if not latent.is_nested and not bool(torch.isfinite(latent).all()):
+            raise NodeInputError(self.settings.node, "latent_image", "contains NaN or Inf values")
+        batch_inds = input_latent.get("batch_index")
+        residual = comfy.sample.prepare_noise(latent, self.seed, batch_inds)
+        return self.settings.apply(residual, self.seed)
+
+
+class CorrelatedNoiseSampler:
+    """Per-step noise for ancestral/SDE samplers: ``noise_sampler(sigma, sigma_next)`` with the
+    same base+residual structure as the initial noise, drawn from its own seeded generator."""
+
+    def __init__(self, settings: NoiseSettings, x: torch.Tensor, seed: int):
+        self.settings = settings
+        self.shape, self.dtype, self.device = x.shape, x.dtype, x.device
+        self.generator = torch.Generator(device="cpu").manual_seed(derived_seed(seed, salt=0x5DEECE66D))
+        self.seed = seed
+
+    def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
+        r = torch.randn(self.shape, generator=self.generator, dtype=self.dtype, device="cpu")
+        step_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        return self.settings.apply(r, step_seed).to(self.device)
+
+
+def _accepts_noise_sampler(sampler) -> bool:
+    fn = getattr(sampler, "sampler_function", None)
+    if fn is None or not hasattr(sampler, "extra_options"):
+        return False
+    try:
+        return "noise_sampler" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def make_outer_sample_wrapper(settings: NoiseSettings, initial_noise: bool, per_step_noise: bool):
+    def outer_sample(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
+                     disable_pbar=False, seed=None, latent_shapes=None, **kwargs):
+        packed = latent_shapes is not None and len(latent_shapes) > 1
+        if seed is not None and not packed:
+            if initial_noise and bool(noise.ne(0).any()):
+                noise = settings.apply(noise, seed)
+            if per_step_noise and _accepts_noise_sampler(sampler) and noise.shape[settings.frame_dim(noise)] > 1:
+                sampler = copy.copy(sampler)
+                sampler.extra_options = dict(sampler.extra_options)
+                sampler.extra_options["noise_sampler"] = CorrelatedNoiseSampler(settings, noise, seed)
+        return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,
+                        latent_shapes=latent_shapes, **kwargs)
+
+    return outer_sample
+
+
+def patch_model(model, settings: NoiseSettings, initial_noise: bool = True, per_step_noise: bool = False):
+    """Clone ``model`` and add the OUTER_SAMPLE wrapper; the input model is not touched."""
+    m = model.clone()
+    m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
+                           make_outer_sample_wrapper(settings, initial_noise, per_step_noise))
+    return m
