@@ -1,0 +1,173 @@
+"""Convert ComfyUI's UI workflow format (frontend save, version 0.4: ``nodes``/``links``) to the API
+prompt format, using the node definitions (``INPUT_TYPES``) of the running ComfyUI.
+
+Handled: positional widget values (a seed widget with ``control_after_generate`` carries one extra
+value after it; an upload widget carries one too), dict-valued ``widgets_values``, widgets converted
+to inputs, links, Reroute nodes, PrimitiveNode, muted nodes (mode 2) and bypassed nodes (mode 4:
+downstream inputs are passed through to the bypassed node's upstream input of the same type).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+VIRTUAL_TYPES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+MODE_MUTED, MODE_BYPASS = 2, 4
+
+
+class WorkflowError(ValueError):
+    pass
+
+
+def is_ui_format(data: dict) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data
+
+
+def api_prompt_of(data: dict) -> dict:
+    """The API prompt inside ``data`` (bare, or wrapped as ``{"prompt": {...}}``)."""
+    if "prompt" in data and isinstance(data["prompt"], dict) and not is_ui_format(data):
+        data = data["prompt"]
+    bad = [k for k, v in data.items() if not isinstance(v, dict) or "class_type" not in v]
+    if bad:
+        raise WorkflowError(f"not an API prompt: entries {bad[:5]} have no class_type")
+    return data
+
+
+def _ordered_inputs(input_types: dict) -> list[tuple[str, Any, dict]]:
+    out = []
+    for section in ("required", "optional"):
+        for name, spec in (input_types.get(section) or {}).items():
+            if not isinstance(spec, (list, tuple)) or not spec:
+                continue
+            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            out.append((name, spec[0], opts))
+    return out
+
+
+def _is_widget(type_: Any, opts: dict) -> bool:
+    if opts.get("forceInput") or opts.get("rawLink"):
+        return False
+    if isinstance(type_, (list, tuple)):
+        return True
+    return isinstance(type_, str) and type_ in WIDGET_TYPES
+
+
+CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
+UPLOAD_VALUES = {"image", "video", "audio", "upload"}
+
+
+def _extras(name: str, type_: Any, opts: dict) -> list[set]:
+    """The extra values the frontend stores after this widget's own value, as sets of their legal values."""
+    extra = []
+    if type_ in ("INT", "FLOAT"):
+        cag = opts.get("control_after_generate")
+        if cag is None:
+            cag = name in ("seed", "noise_seed")
+        if cag:
+            extra.append(CONTROL_VALUES)
+    if any(k.endswith("_upload") and v for k, v in opts.items()):
+        extra.append(UPLOAD_VALUES)
+    return extra
+
+
+def widget_layout(input_types: dict) -> list[tuple[str, list[set]]]:
+    """[(input name, the extra values it may carry), ...] in the frontend's widget order."""
+    return [(n, _extras(n, t, o)) for n, t, o in _ordered_inputs(input_types) if _is_widget(t, o)]
+
+
+def ui_to_api(workflow: dict, input_types_of: Callable[[str], dict | None]) -> dict:
+    """Convert a UI-format workflow to an API prompt. ``input_types_of(class)`` returns INPUT_TYPES or None."""
+    if workflow.get("definitions", {}).get("subgraphs"):
+        raise WorkflowError("workflows with subgraphs are not supported by the headless runner yet")
+    nodes = {int(n["id"]): n for n in workflow["nodes"]}
+    links: dict[int, tuple[int, int, str]] = {}
+    for link in workflow.get("links") or []:
+        if isinstance(link, dict):
+            links[int(link["id"])] = (int(link["origin_id"]), int(link["origin_slot"]), link.get("type"))
+        else:
+            links[int(link[0])] = (int(link[1]), int(link[2]), link[5] if len(link) > 5 else None)
+
+    def primitive_value(node: dict):
+        vals = node.get("widgets_values") or []
+        if not vals:
+            raise WorkflowError(f"node {node['id']} (PrimitiveNode) has no value")
+        return vals[0]
+
+    def resolve(link_id: int, seen=None):
+        """Follow a link upstream through reroutes and bypassed nodes.
+        Returns ("link", [node_id, slot]) or ("value", v) or None (muted/absent source)."""
+        seen = seen or set()
+        if link_id in seen:
+            raise WorkflowError(f"link {link_id} forms a cycle through reroutes or bypassed nodes")
+        seen.add(link_id)
+        if link_id not in links:
+            return None
+        origin_id, slot, ltype = links[link_id]
+        src = nodes.get(origin_id)
+        if src is None:
+            return None
+        stype = src.get("type")
+        if stype == "Reroute":
+            inputs = src.get("inputs") or []
+            if not inputs or inputs[0].get("link") is None:
+                return None
+            return resolve(inputs[0]["link"], seen)
+        if stype == "PrimitiveNode":
+            return ("value", primitive_value(src))
+        mode = src.get("mode", 0)
+        if mode == MODE_MUTED:
+            return None
+        if mode == MODE_BYPASS:
+            out_type = None
+            outs = src.get("outputs") or []
+            if slot < len(outs):
+                out_type = outs[slot].get("type")
+            out_type = out_type or ltype
+            candidates = [i for i in (src.get("inputs") or []) if i.get("link") is not None]
+            same_slot = [i for k, i in enumerate(src.get("inputs") or []) if k == slot and i.get("link") is not None]
+            for inp in same_slot + candidates:
+                if inp.get("type") == out_type:
+                    return resolve(inp["link"], seen)
+            return None
+        return ("link", [str(origin_id), slot])
+
+    prompt: dict[str, dict] = {}
+    for nid, node in sorted(nodes.items()):
+        ctype = node.get("type")
+        if ctype in VIRTUAL_TYPES or node.get("mode", 0) in (MODE_MUTED, MODE_BYPASS):
+            continue
+        input_types = input_types_of(ctype)
+        if input_types is None:
+            raise WorkflowError(f"node {nid}: unknown node class '{ctype}' (is the custom node pack installed?)")
+        inputs: dict[str, Any] = {}
+        wv = node.get("widgets_values")
+        layout = widget_layout(input_types)
+        if isinstance(wv, dict):
+            for name, _ in layout:
+                if name in wv:
+                    inputs[name] = wv[name]
+        elif wv:
+            pos = 0
+            for name, extras in layout:
+                if pos >= len(wv):
+                    break
+                inputs[name] = wv[pos]
+                pos += 1
+                for legal in extras:  # e.g. "fixed" after a seed, "image" after an upload combo
+                    if pos < len(wv) and isinstance(wv[pos], str) and wv[pos] in legal:
+                        pos += 1
+            if pos < len(wv):
+                raise WorkflowError(f"node {nid} ({ctype}): widgets_values has {len(wv)} values but the node's "
+                                    f"widgets {[n for n, _ in layout]} take only {pos}")
+        for inp in node.get("inputs") or []:
+            name = inp.get("name")
+            if inp.get("widget") and isinstance(inp["widget"], dict):
+                name = inp["widget"].get("name", name)
+            if inp.get("link") is None:
+                continue
+            got = resolve(int(inp["link"]))
+            if got is None:  # source muted or missing: as the frontend, keep any widget value, else unset
+                continue
+            inputs[name] = got[1]
+        prompt[str(nid)] = {"class_type": ctype, "inputs": inputs, "_meta": {"title": node.get("title") or ctype}}
+    return prompt
