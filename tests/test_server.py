@@ -1,0 +1,129 @@
+"""ComfyUI's real server (`main.py --cpu`) loads the pack, lists every node, and runs a prompt with one."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def _post(url: str, body: dict):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def server(comfy, sd15_ckpt, tmp_path_factory):
+    from tools.comfy_env import PACK_NAME, comfyui_path
+
+    cpath = comfyui_path()
+    link = cpath / "custom_nodes" / PACK_NAME
+    assert link.exists() and link.resolve() == ROOT.resolve(), f"`make setup` links the pack at {link}"
+    tmp = tmp_path_factory.mktemp("server")
+    yaml = tmp / "extra_model_paths.yaml"
+    yaml.write_text(f"coherent_video_tests:\n  base_path: {Path(sd15_ckpt).parent.parent}\n  checkpoints: checkpoints\n")
+    for d in ("out", "in", "temp"):
+        (tmp / d).mkdir()
+    port = _free_port()
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+                             "--extra-model-paths-config", str(yaml), "--output-directory", str(tmp / "out"),
+                             "--input-directory", str(tmp / "in"), "--temp-directory", str(tmp / "temp")],
+                            cwd=cpath, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError("server exited:\n" + (tmp / "server.log").read_text()[-4000:])
+        try:
+            _get(base + "/system_stats", timeout=2)
+            break
+        except (urllib.error.URLError, ConnectionError, OSError):
+            if time.time() > deadline:
+                proc.kill()
+                raise AssertionError("server did not come up:\n" + (tmp / "server.log").read_text()[-4000:])
+            time.sleep(1)
+    yield base, tmp
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_object_info_lists_every_pack_node_with_inputs(server, pack):
+    base, tmp = server
+    info = _get(base + "/object_info", timeout=60)
+    from coherent_video.nodes import all_nodes
+
+    pack_nodes = all_nodes()
+    assert len(pack_nodes) >= 2
+    for cls in pack_nodes:
+        node_id = cls.GET_SCHEMA().node_id
+        assert node_id in info, f"{node_id} missing from /object_info"
+        want = cls.INPUT_TYPES()
+        got = info[node_id]["input"]
+        for section in ("required", "optional"):
+            assert set((want.get(section) or {})) == set((got.get(section) or {})), f"{node_id} {section} inputs"
+        for section in ("required", "optional"):
+            for name, spec in (got.get(section) or {}).items():
+                opts = spec[1] if len(spec) > 1 else {}
+                assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
+    assert "IMPORT FAILED" not in (tmp / "server.log").read_text()
+
+
+def test_prompt_with_pack_node_succeeds(server):
+    base, tmp = server
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "random_sd15.safetensors"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a boat"}},
+        "3": {"class_type": "BaseResidualNoiseModel",
+              "inputs": {"model": ["1", 0], "mode": "shared", "base_ratio": 0.6, "alpha": 1.0, "key_frame": -1,
+                         "initial_noise": True, "per_step_noise": False}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 2}},
+        "5": {"class_type": "KSampler", "inputs": {"model": ["3", 0], "positive": ["2", 0], "negative": ["2", 0],
+                                                   "latent_image": ["4", 0], "seed": 3, "steps": 1, "cfg": 4.0,
+                                                   "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "server_test"}},
+    }
+    resp = _post(base + "/prompt", {"prompt": prompt, "client_id": "pytest"})
+    assert not resp.get("node_errors"), resp
+    pid = resp["prompt_id"]
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        hist = _get(f"{base}/history/{pid}")
+        if pid in hist and hist[pid].get("status", {}).get("completed") is not None:
+            status = hist[pid]["status"]
+            if status.get("status_str") == "error":
+                break
+            if status.get("completed"):
+                images = hist[pid]["outputs"]["7"]["images"]
+                assert len(images) == 2
+                assert all((tmp / "out" / i["subfolder"] / i["filename"]).is_file() for i in images)
+                return
+        time.sleep(1)
+    raise AssertionError(f"prompt did not succeed: {_get(f'{base}/history/{pid}')}\n"
+                         + (tmp / "server.log").read_text()[-3000:])
