@@ -58,19 +58,20 @@ def _frame_view(values: torch.Tensor, ndim: int, frame_dim: int, like: torch.Ten
 
 
 def decompose_noise(residual: torch.Tensor, base: torch.Tensor, lambdas: torch.Tensor,
-                    frame_dim: int = 0) -> torch.Tensor:
+                    frame_dim: int = 0, inplace: bool = False) -> torch.Tensor:
     """VideoFusion's decomposed noise (arXiv 2303.08320, eq. 4):
 
         eps_i = sqrt(lambda_i) * b + sqrt(1 - lambda_i) * r_i
 
     ``residual`` holds r_i (independent per frame), ``base`` holds b with size 1 on ``frame_dim``
     (shared by all frames). Each eps_i is N(0, I); frames i != j correlate by
-    sqrt(lambda_i * lambda_j). Out of place; two fused passes over the residual.
+    sqrt(lambda_i * lambda_j). Two fused passes; ``inplace=True`` reuses ``residual``'s memory.
     """
     lam = lambdas.to(torch.float64)
     w_base = _frame_view(lam.sqrt(), residual.ndim, frame_dim, residual)
     w_res = _frame_view((1.0 - lam).sqrt(), residual.ndim, frame_dim, residual)
-    return torch.addcmul(residual * w_res, base, w_base)
+    out = residual.mul_(w_res) if inplace else residual * w_res
+    return out.addcmul_(base, w_base)
 
 
 def progressive_noise(eta: torch.Tensor, alpha: float, frame_dim: int = 0) -> torch.Tensor:
@@ -88,11 +89,14 @@ def progressive_noise(eta: torch.Tensor, alpha: float, frame_dim: int = 0) -> to
     scale = torch.full((frames,), c, dtype=torch.float64)
     scale[0] = 1.0
     x = x * _frame_view(scale, x.ndim, 0, x)
+    y = torch.empty_like(x)
     d = 1
     while d < frames and a ** d > 0.0:
-        # Hillis-Steele step: x_i <- x_i + a^d x_{i-d}; after it x_i sums a^j u_{i-j} for j < 2d
-        shifted = x[:-d] * (a ** d)
-        x = torch.cat([x[:d], x[d:] + shifted], dim=0)
+        # Hillis-Steele step: x_i <- x_i + a^d x_{i-d}; after it x_i sums a^j u_{i-j} for j < 2d.
+        # Ping-pong between two buffers: one pass per level, no allocation.
+        y[:d].copy_(x[:d])
+        torch.add(x[d:], x[:-d], alpha=a ** d, out=y[d:])
+        x, y = y, x
         d *= 2
     return x.movedim(0, frame_dim)
 
@@ -106,20 +110,21 @@ def mixed_lambda(alpha: float) -> float:
 
 def correlated_noise(residual: torch.Tensor, base: torch.Tensor, mode: str, base_ratio: float = 0.5,
                      alpha: float = 1.0, key_frame: int = -1, schedule: Sequence[float] | None = None,
-                     frame_dim: int = 0) -> torch.Tensor:
+                     frame_dim: int = 0, inplace: bool = False) -> torch.Tensor:
     """Dispatch over the three modes. ``residual`` is the independent per-frame noise (used as
-    eta in progressive mode); ``base`` is the shared noise (unused in progressive mode)."""
+    eta in progressive mode); ``base`` is the shared noise (unused in progressive mode).
+    ``inplace=True`` lets shared/mixed modes overwrite ``residual``."""
     frames = residual.shape[frame_dim]
     if mode == "shared":
         lam = frame_lambdas(frames, base_ratio, key_frame, schedule)
         if not bool(lam.any()):
             return residual
-        return decompose_noise(residual, base, lam, frame_dim)
+        return decompose_noise(residual, base, lam, frame_dim, inplace)
     if mode == "mixed":
         lam = torch.full((frames,), mixed_lambda(alpha), dtype=torch.float64)
         if alpha == 0:
             return residual
-        return decompose_noise(residual, base, lam, frame_dim)
+        return decompose_noise(residual, base, lam, frame_dim, inplace)
     if mode == "progressive":
         if alpha == 0:
             return residual

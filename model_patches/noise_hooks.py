@@ -48,12 +48,10 @@ class NoiseSettings:
                 raise NodeInputError(self.node, "key_frame", f"{self.key_frame} is beyond the {frames}-frame batch "
                                       f"(use 0..{frames - 1}, or -1 for the centre frame)")
 
-    def apply(self, residual: torch.Tensor, seed: int) -> torch.Tensor:
+    def apply(self, residual: torch.Tensor, seed: int, inplace: bool = False) -> torch.Tensor:
         """Correlate ComfyUI's independent per-frame noise ``residual`` across frames."""
         if residual.is_nested:
             raise NodeInputError(self.node, "latent_image", "nested (multi-shape) latents are not supported")
-        if not bool(torch.isfinite(residual).all()):
-            raise NodeInputError(self.node, "latent_image", "the noise for this latent is not finite")
         self.validate_for(residual)
         fd = self.frame_dim(residual)
         if residual.shape[fd] == 1:
@@ -67,7 +65,7 @@ class NoiseSettings:
             g = torch.Generator(device="cpu").manual_seed(derived_seed(seed))
             base = torch.randn(shape, generator=g, dtype=residual.dtype, device="cpu").to(residual.device)
         return correlated_noise(residual, base, self.mode, self.base_ratio, self.alpha, self.key_frame,
-                                self.schedule or None, fd)
+                                self.schedule or None, fd, inplace=inplace)
 
 
 class BaseResidualNoiseGenerator:
@@ -79,11 +77,11 @@ class BaseResidualNoiseGenerator:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         latent = input_latent["samples"]
-        if not latent.is_nested and not bool(torch.isfinite(latent).all()):
+        if not latent.is_nested and latent.numel() and not all_finite(latent):
             raise NodeInputError(self.settings.node, "latent_image", "contains NaN or Inf values")
         batch_inds = input_latent.get("batch_index")
         residual = comfy.sample.prepare_noise(latent, self.seed, batch_inds)
-        return self.settings.apply(residual, self.seed)
+        return self.settings.apply(residual, self.seed, inplace=True)  # the residual is ours: reuse it
 
 
 class CorrelatedNoiseSampler:
@@ -99,7 +97,13 @@ class CorrelatedNoiseSampler:
     def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
         r = torch.randn(self.shape, generator=self.generator, dtype=self.dtype, device="cpu")
         step_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
-        return self.settings.apply(r, step_seed).to(self.device)
+        return self.settings.apply(r, step_seed, inplace=True).to(self.device)
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """NaN/Inf check without a full-size temporary: min and max propagate NaN."""
+    lo, hi = torch.aminmax(x)
+    return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
 
 
 def _accepts_noise_sampler(sampler) -> bool:
