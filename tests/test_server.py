@@ -127,3 +127,13 @@ def test_prompt_with_pack_node_succeeds(server):
         time.sleep(1)
     raise AssertionError(f"prompt did not succeed: {_get(f'{base}/history/{pid}')}\n"
                          + (tmp / "server.log").read_text()[-3000:])
+
+
+def test_template_browser_lists_bundled_workflows(server):
+    base, _ = server
+    from tools.comfy_env import PACK_NAME
+
+    templates = _get(base + "/workflow_templates")
+    bundled = {p.stem for p in (ROOT / "workflows").glob("*.json")}
+    assert "base_residual_noise" in bundled
+    assert bundled <= set(templates.get(PACK_NAME, [])), templates

@@ -1,0 +1,37 @@
+"""Importing the pack pulls in nothing heavier than torch and comfy, and registers every node."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tools import comfy_env
+comfy_env.bootstrap()
+import nodes  # ComfyUI itself
+before = set(sys.modules)
+pack = comfy_env.load_pack_module()
+import asyncio
+ext = asyncio.run(pack.comfy_entrypoint())
+node_list = asyncio.run(ext.get_node_list())
+new = sorted({m.split('.')[0] for m in set(sys.modules) - before})
+print(json.dumps({"new": new, "nodes": [c.GET_SCHEMA().node_id for c in node_list]}))
+"""
+
+ALLOWED = {"coherent_video", "kornia", "kornia_rs", "einops", "safetensors", "numpy", "torch", "comfy", "comfy_api",
+           "folder_paths", "node_helpers", "nodes", "nvidia", "triton", "typing_extensions", "_distutils_hack", "importlib_metadata", "zipp"}
+
+
+def test_pack_import_is_light_and_registers_nodes():
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    heavy = [m for m in out["new"] if m not in ALLOWED and not m.startswith("_")]
+    assert not heavy, f"importing the pack imported {heavy}"
+    assert {"BaseResidualNoise", "BaseResidualNoiseModel"} <= set(out["nodes"])
+    assert len(out["nodes"]) == len(set(out["nodes"])), "duplicate node ids"
