@@ -12,7 +12,7 @@ test:             ## the whole test suite inside real ComfyUI (pytest exit 5 = n
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo:             ## weight-free demo: bundled clip -> FlowTemporalUpsample x4 -> output/
-	$(PY) $(RUNNER) workflows/flow_upsample_demo.json --output-dir output
+	$(PY) $(RUNNER) workflows/flow_upsample_demo.json --input-dir workflows/inputs --output-dir output
 
 run:              ## any workflow: make run WORKFLOW=workflows/x.json ARGS="--set 3.seed=7"
 	@test -n "$(WORKFLOW)" || { echo "usage: make run WORKFLOW=file.json [ARGS=...]" >&2; exit 2; }

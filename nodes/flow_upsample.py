@@ -1,0 +1,236 @@
+"""FlowTemporalUpsample: weight-free optical-flow frame interpolation (optional RIFE 4.x weights).
+
+VideoGen's flow-based temporal super-resolution, done with a coarse-to-fine TV-L1 flow
+(``model_patches/flow.py``) or a user-supplied RIFE 4.x file (``model_patches/rife.py``) from
+``models/frame_interpolation/``. Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from comfy_api.latest import io
+
+import folder_paths
+
+from ..model_patches import flow as flowlib
+from ..model_patches import rife as rifelib
+from ._common import CATEGORY, NodeInputError, check, check_finite
+
+NODE = "FlowTemporalUpsample"
+MODEL_FOLDER = "frame_interpolation"
+RIFE_EXTENSIONS = {".pkl", ".pth", ".pt", ".ckpt", ".safetensors"}
+WEIGHT_FREE = "weight-free flow"
+OCCLUSION = {
+    "visibility-weighted backward warp": "visibility_warp",
+    "softmax splatting": "softmax_splat",
+    "off": "off",
+}
+
+
+def register_model_folder() -> None:
+    """``models/frame_interpolation`` for RIFE files, registered through ``folder_paths``."""
+    path = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
+    if MODEL_FOLDER in folder_paths.folder_names_and_paths:
+        folder_paths.add_model_folder_path(MODEL_FOLDER, path)
+        paths, exts = folder_paths.folder_names_and_paths[MODEL_FOLDER]
+        if isinstance(exts, set):
+            exts.update(RIFE_EXTENSIONS)
+    else:
+        folder_paths.folder_names_and_paths[MODEL_FOLDER] = ([path], set(RIFE_EXTENSIONS))
+
+
+register_model_folder()
+
+_RIFE_CACHE: dict = {}
+
+
+def _load_rife(name: str) -> rifelib.IFNet:
+    path = folder_paths.get_full_path(MODEL_FOLDER, name)
+    if path is None:
+        raise NodeInputError(NODE, "method", f"'{name}' not found in models/{MODEL_FOLDER}/")
+    key = (path, os.path.getmtime(path))
+    if key not in _RIFE_CACHE:
+        try:
+            net = rifelib.load_rife(path)
+        except rifelib.RifeFormatError as e:
+            raise NodeInputError(NODE, "method", f"'{name}' is not a RIFE 4.x state dict: {e}") from None
+        _RIFE_CACHE.clear()
+        _RIFE_CACHE[key] = net
+    return _RIFE_CACHE[key]
+
+
+def _latent_frames(samples: torch.Tensor) -> tuple[torch.Tensor, callable]:
+    """Latent as frames ``(N, C, h, w)`` plus the inverse: 4-D = frames on the batch axis;
+    5-D ``(B, C, T, h, w)`` = B videos of T frames (frames of all videos are stacked)."""
+    if samples.ndim == 4:
+        return samples, lambda x, n_out: x
+    b, c, t, h, w = samples.shape
+    frames = samples.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+
+    def back(x, n_out):
+        return x.reshape(b, n_out, c, h, w).permute(0, 2, 1, 3, 4)
+
+    return frames, back
+
+
+class FlowTemporalUpsample(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        methods = [WEIGHT_FREE] + folder_paths.get_filename_list(MODEL_FOLDER)
+        return io.Schema(
+            node_id=NODE,
+            display_name="Flow Temporal Upsample",
+            category=f"{CATEGORY}/interpolation",
+            description=(
+                "Raises the frame rate: inserts frames between every pair by optical flow "
+                "(weight-free coarse-to-fine TV-L1, forward-backward occlusion, softmax splatting) "
+                "or by a RIFE 4.x file from models/frame_interpolation. Input frame k is output "
+                "frame k*multiplier, bit-identical. Never interpolates across a detected scene cut."),
+            inputs=[
+                io.Image.Input("images", optional=True,
+                               tooltip="Frames to upsample (IMAGE batch, frames on the batch axis). Also the flow "
+                                       "guide for the latent when both are given."),
+                io.Latent.Input("latent", optional=True,
+                                tooltip="Optional video latent to upsample in latent space: 4-D (frames on the batch "
+                                        "axis) or 5-D (B, C, T, h, w). With images, the flow is computed on the "
+                                        "images and resized; alone, on the latent's first principal component."),
+                io.Int.Input("multiplier", default=2, min=2, max=8,
+                             tooltip="Output frames per input interval: N frames become (N-1)*multiplier+1."),
+                io.Float.Input("target_fps", default=0.0, min=0.0, max=480.0, step=0.01,
+                               tooltip="0 = use the multiplier. Otherwise resample to this frame rate "
+                                       "(needs source_fps); frames at integer source times are copied exactly."),
+                io.Float.Input("source_fps", default=24.0, min=0.01, max=480.0, step=0.01,
+                               tooltip="Frame rate of the input; the fps output is source_fps*multiplier "
+                                       "or target_fps."),
+                io.Combo.Input("method", options=methods, default=WEIGHT_FREE,
+                               tooltip="'weight-free flow' needs no model. Other entries are RIFE 4.x files "
+                                       "(flownet.pkl etc.) found in models/frame_interpolation/ (never downloaded)."),
+                io.Combo.Input("quality", options=list(flowlib.PRESETS), default="balanced",
+                               tooltip="Weight-free flow preset: fast (3 warps x 15 iterations per level), "
+                                       "balanced (5 x 30), quality (finer pyramid, 8 x 50)."),
+                io.Combo.Input("occlusion", options=list(OCCLUSION), default="visibility-weighted backward warp",
+                               tooltip="Occlusion handling from forward-backward flow consistency: splat flows to t "
+                                       "and blend the backward-warped frames by visibility, or softmax-splat the "
+                                       "frames themselves, or off (linear flow, plain blend)."),
+                io.Boolean.Input("scene_cut_detection", default=True,
+                                 tooltip="Never interpolate across a cut (colour-histogram change): frames there "
+                                         "repeat the nearest original frame."),
+                io.Float.Input("scene_cut_threshold", default=0.35, min=0.01, max=1.0, step=0.01,
+                               tooltip="Histogram difference (0..1) above which a pair is treated as a cut."),
+                io.Int.Input("chunk_size", default=4, min=1, max=256,
+                             tooltip="Frame pairs processed at once; memory grows with it, not with the video length."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="images", tooltip="Upsampled frames (None when no images were given)."),
+                io.Latent.Output(display_name="latent", tooltip="Upsampled latent (None when no latent was given)."),
+                io.Float.Output(display_name="fps", tooltip="Frame rate of the output."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, images=None, latent=None, multiplier=2, target_fps=0.0, source_fps=24.0,
+                method=WEIGHT_FREE, quality="balanced", occlusion="visibility-weighted backward warp",
+                scene_cut_detection=True, scene_cut_threshold=0.35, chunk_size=4) -> io.NodeOutput:
+        import comfy.model_management as mm
+        import comfy.utils
+
+        check(images is not None or latent is not None, NODE, "images", "connect images, a latent, or both")
+        check(isinstance(multiplier, int) and 2 <= multiplier <= 8, NODE, "multiplier",
+              f"must be an integer in [2, 8], got {multiplier!r}")
+        check(quality in flowlib.PRESETS, NODE, "quality", f"unknown preset {quality!r}")
+        check(occlusion in OCCLUSION, NODE, "occlusion", f"unknown mode {occlusion!r}")
+        check(isinstance(chunk_size, int) and chunk_size >= 1, NODE, "chunk_size", "must be >= 1")
+        use_fps = bool(target_fps) and target_fps > 0
+        if use_fps:
+            check(source_fps is not None and source_fps > 0, NODE, "source_fps", "must be > 0 with target_fps")
+            check(target_fps > source_fps, NODE, "target_fps",
+                  f"must exceed source_fps ({source_fps}) to upsample, got {target_fps}")
+
+        n = None
+        if images is not None:
+            check(torch.is_tensor(images) and images.ndim == 4, NODE, "images",
+                  "expected an IMAGE batch (frames, height, width, channels)")
+            check(images.shape[0] > 0, NODE, "images", "empty batch")
+            check(images.shape[0] >= 2, NODE, "images", "needs at least 2 frames to interpolate, got 1")
+            check_finite(images, NODE, "images")
+            n = images.shape[0]
+        lat_frames = back = None
+        if latent is not None:
+            samples = latent.get("samples") if isinstance(latent, dict) else None
+            check(torch.is_tensor(samples) and samples.ndim in (4, 5), NODE, "latent",
+                  "expected a LATENT with 4-D or 5-D 'samples'")
+            check(samples.numel() > 0 and samples.shape[0] > 0, NODE, "latent", "empty batch")
+            check_finite(samples, NODE, "latent")
+            lat_frames, back = _latent_frames(samples)
+            per_video = samples.shape[2] if samples.ndim == 5 else samples.shape[0]
+            check(per_video >= 2, NODE, "latent", f"needs at least 2 frames to interpolate, got {per_video}")
+            if images is not None:
+                check(samples.ndim == 4 or samples.shape[0] == 1, NODE, "latent",
+                      "with images, a 5-D latent must hold one video (batch 1)")
+                check(per_video == n, NODE, "latent",
+                      f"has {per_video} frames but images has {n}; they must match frame for frame "
+                      "(for temporally compressed video latents give the latent alone)")
+                ih, iw = images.shape[1:3]
+                lh, lw = lat_frames.shape[-2:]
+                check(abs(ih / lh - iw / lw) <= 0.05 * max(ih / lh, iw / lw), NODE, "latent",
+                      f"frame size {lw}x{lh} does not match the images' aspect ({iw}x{ih})")
+        if method != WEIGHT_FREE:
+            check(images is not None, NODE, "method", "RIFE interpolates RGB images: connect images")
+            check(latent is None, NODE, "latent", "RIFE cannot interpolate latents; use 'weight-free flow'")
+            check(images.shape[-1] == 3, NODE, "images", "RIFE needs 3-channel RGB images")
+
+        device = mm.get_torch_device()
+        cut = scene_cut_threshold if scene_cut_detection else None
+
+        # one or more videos (5-D latent with B > 1): each is upsampled on its own
+        if images is not None:
+            videos = [[images.movedim(-1, 1)]]
+            if latent is not None:
+                videos[0].append(lat_frames)
+            guides = [images.movedim(-1, 1)]
+            clamp = [True, False]
+        else:
+            per_video = latent["samples"].shape[2] if latent["samples"].ndim == 5 else lat_frames.shape[0]
+            vids = lat_frames.split(per_video)
+            videos = [[v] for v in vids]
+            guides = [flowlib.guide_from_channels(v) for v in vids]
+            clamp = [False]
+        nf = videos[0][0].shape[0]
+        if use_fps:
+            k, t = flowlib.output_times(nf, source_fps=source_fps, target_fps=target_fps)
+            fps_out = float(target_fps)
+        else:
+            k, t = flowlib.output_times(nf, multiplier=multiplier)
+            fps_out = float(source_fps) * multiplier
+
+        if method == WEIGHT_FREE:
+            fn = flowlib.flow_interpolator(quality, OCCLUSION[occlusion], cut, device, clamp=clamp)
+        else:
+            net = _load_rife(method).to(device)
+            fn = rifelib.rife_interpolator(net, cut)
+
+        pbar = comfy.utils.ProgressBar((nf - 1) * len(videos))
+
+        def on_chunk(pairs: int) -> None:
+            pbar.update(pairs)
+            mm.throw_exception_if_processing_interrupted()
+
+        mm.throw_exception_if_processing_interrupted()
+        results = [flowlib.upsample_video([g, *v], k, t, fn, chunk_size, on_chunk) for g, v in zip(guides, videos)]
+
+        out_images = out_latent = None
+        if images is not None:
+            out_images = results[0][0].movedim(1, -1)
+            if latent is not None:
+                lat = results[0][1]
+                out_latent = {kk: vv for kk, vv in latent.items() if kk not in ("noise_mask", "batch_index")}
+                out_latent["samples"] = back(lat, k.numel())
+        else:
+            lat = torch.cat([r[0] for r in results])
+            out_latent = {kk: vv for kk, vv in latent.items() if kk not in ("noise_mask", "batch_index")}
+            out_latent["samples"] = back(lat, k.numel())
+        return io.NodeOutput(out_images, out_latent, fps_out)
+
+
+NODES = [FlowTemporalUpsample]

