@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -14,16 +13,42 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def timeit(fn, repeat: int = 7, warmup: int = 2) -> float:
-    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+def timeit(fn, repeat: int = 7, warmup: int = 2, min_sample_s: float = 0.05) -> float:
+    """Seconds per call of ``fn()``: the minimum over ``repeat`` samples, each the mean of enough calls to
+    last ``min_sample_s``. The minimum is the figure least disturbed by other load on the machine."""
     for _ in range(warmup):
         fn()
-    times = []
+    t = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t, 1e-6)
+    inner = max(1, int(min_sample_s / one))
+    samples = []
     for _ in range(repeat):
         t = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t) / inner)
+    return min(samples)
+
+
+def timeit_many(fns: dict, repeat: int = 9, warmup: int = 2, min_sample_s: float = 0.05) -> dict:
+    """Like :func:`timeit` for several functions, with their samples interleaved so that every one of them
+    sees the same load on the machine; returns {name: seconds per call}."""
+    inner = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        inner[name] = max(1, int(min_sample_s / max(time.perf_counter() - t, 1e-6)))
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(inner[name]):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t) / inner[name])
+    return best
 
 
 def machine() -> dict:

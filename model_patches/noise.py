@@ -68,8 +68,10 @@ def decompose_noise(residual: torch.Tensor, base: torch.Tensor, lambdas: torch.T
     sqrt(lambda_i * lambda_j). Two fused passes; ``inplace=True`` reuses ``residual``'s memory.
     """
     lam = lambdas.to(torch.float64)
-    w_base = _frame_view(lam.sqrt(), residual.ndim, frame_dim, residual)
-    w_res = _frame_view((1.0 - lam).sqrt(), residual.ndim, frame_dim, residual)
+    w = torch.stack([lam.sqrt(), (1.0 - lam).sqrt()]).to(device=residual.device, dtype=residual.dtype)
+    shape = [1] * residual.ndim
+    shape[frame_dim] = lam.numel()
+    w_base, w_res = w[0].view(shape), w[1].view(shape)
     out = residual.mul_(w_res) if inplace else residual * w_res
     return out.addcmul_(base, w_base)
 
