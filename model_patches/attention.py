@@ -1,0 +1,287 @@
+"""Extended self-attention for video batches: pure tensor math, no ComfyUI import.
+
+Two training-free families share this layer:
+
+- reference-only attention (the reference image's self-attention tokens are appended to every
+  frame's keys and values; Zhang et al., ControlNet "reference_only", 2023), used by
+  ``ReferenceImageCondition`` as the training-free stand-in for VideoGen's reference-image
+  conditioning (Li et al., arXiv 2309.00398);
+- cross-frame attention (Text2Video-Zero, Khachatryan et al., arXiv 2303.13439, Eq. 6), the
+  sparse-causal attention of Tune-A-Video (Wu et al., arXiv 2212.11565, Eq. 3) and a mutual
+  content/motion exchange, used by ``CrossStreamAttention`` as the training-free stand-in for DSDN's
+  cross-transformer (Liu et al., arXiv 2307.07131).
+
+Batch layout. ComfyUI runs the CFG branches and the frames on one batch axis, branch-major:
+row ``b * F + f`` is frame ``f`` of branch ``b`` (``transformer_options["cond_or_uncond"]`` lists
+the branches). Everything here works on the 4-D view ``[B, F, tokens, dim]`` of those rows.
+
+Attention itself is passed in as ``attn(q, k, v) -> out`` (the hooks pass ComfyUI's
+``optimized_attention``), so this module only decides where K and V come from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Sequence
+
+import torch
+
+ANCHOR_MODES = ("first", "centre", "index")
+CROSS_MODES = ("anchor", "sparse_causal", "mutual")
+
+AttnFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# --------------------------------------------------------------------------------------------
+# batch layout
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchLayout:
+    """Where each batch row comes from: ``branches`` CFG branches (their cond_or_uncond values, in
+    batch order) times ``frames`` frames, whose absolute frame indices are ``frame_index``."""
+
+    branches: tuple
+    frames: int
+    frame_index: tuple
+
+    @property
+    def n_branches(self) -> int:
+        return len(self.branches)
+
+
+def batch_layout(batch: int, cond_or_uncond: Sequence[int] | None, frame_index: Sequence[int] | None = None) -> BatchLayout:
+    """Split a batch of ``batch`` rows into CFG branches x frames (branch-major).
+
+    ``cond_or_uncond`` is ComfyUI's list of branch kinds (0 cond, 1 uncond) in batch order; when it
+    is missing or does not divide the batch, the whole batch is one branch. ``frame_index`` (from
+    AnimateDiff-Evolved's ``ad_params["sub_idxs"]`` or a core context window) gives the absolute index
+    of each local frame; it is ignored unless it has one entry per frame.
+    """
+    branches = tuple(int(c) for c in (cond_or_uncond or ()))
+    if not branches or batch % len(branches) != 0:
+        branches = (0,)
+    frames = batch // len(branches)
+    idx = tuple(int(i) for i in frame_index) if frame_index is not None else ()
+    if len(idx) != frames:
+        idx = tuple(range(frames))
+    return BatchLayout(branches, frames, idx)
+
+
+def to_frames(x: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
+    """``[B*F, N, D] -> [B, F, N, D]`` (a view)."""
+    return x.view(layout.n_branches, layout.frames, *x.shape[1:])
+
+
+def from_frames(x: torch.Tensor) -> torch.Tensor:
+    """``[B, F, N, D] -> [B*F, N, D]``."""
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+# --------------------------------------------------------------------------------------------
+# which frames to look at (absolute indices)
+# --------------------------------------------------------------------------------------------
+def resolve_anchor(anchor: str, index: int, total_frames: int | None, frame_index: Sequence[int]) -> int:
+    """Absolute index of the anchor frame.
+
+    ``first`` is frame 0 (Text2Video-Zero's choice), ``centre`` is ``total_frames // 2`` (the
+    centre of the current window when the total is unknown), ``index`` is ``index``.
+    """
+    if anchor == "first":
+        return 0
+    if anchor == "centre":
+        if total_frames:
+            return int(total_frames) // 2
+        return int(frame_index[len(frame_index) // 2])
+    if anchor == "index":
+        return int(index)
+    raise ValueError(f"unknown anchor {anchor!r}; expected one of {ANCHOR_MODES}")
+
+
+def local_position(absolute: int, frame_index: Sequence[int]) -> int | None:
+    """Local position of absolute frame ``absolute`` in this window, or None when it is outside."""
+    try:
+        return list(frame_index).index(int(absolute))
+    except ValueError:
+        return None
+
+
+def nearest_position(absolute: int, frame_index: Sequence[int]) -> int:
+    """Local position of the frame in this window closest to ``absolute`` (the out-of-window fallback)."""
+    return min(range(len(frame_index)), key=lambda i: (abs(frame_index[i] - absolute), i))
+
+
+def previous_positions(frame_index: Sequence[int]) -> list[int]:
+    """Sparse-causal "previous frame" (Tune-A-Video Eq. 3) of every local frame, as local positions.
+
+    Frame ``i`` looks at absolute frame ``i - 1``; frame 0 and a frame whose predecessor is not in the
+    window look at themselves.
+    """
+    pos = {int(a): i for i, a in enumerate(frame_index)}
+    return [pos.get(int(a) - 1, i) for i, a in enumerate(frame_index)]
+
+
+# --------------------------------------------------------------------------------------------
+# K/V extensions
+# --------------------------------------------------------------------------------------------
+class KVExtension(NamedTuple):
+    """Extra keys/values for every frame, and how much of the extended attention each branch takes.
+
+    ``ks``/``vs`` are tuples of parts ``[Bk, Fk, M, D]`` with ``Bk`` in {1, B} and ``Fk`` in {1, F}:
+    a size-1 axis is broadcast with ``expand`` (no copy) when the extended K/V are built, and all
+    parts are appended in the same concatenation. ``weights`` has one float per branch: 0 = plain
+    attention, 1 = the extended attention, in between a blend of the outputs.
+    """
+
+    ks: tuple
+    vs: tuple
+    weights: tuple
+
+
+def frame_tokens(x4: torch.Tensor, positions: Sequence[int] | int) -> torch.Tensor:
+    """Tokens of the frames at local ``positions`` for every frame: ``[B, F, N, D] -> [B, F|1, N, D]``.
+
+    An int selects one frame shared by all frames (a size-1 frame axis to be broadcast).
+    """
+    if isinstance(positions, int):
+        return x4[:, positions:positions + 1]
+    return x4[:, list(positions)]
+
+
+def temporal_mean(x4: torch.Tensor) -> torch.Tensor:
+    """DSDN-style content stream: the mean over frames of each branch, ``[B, F, N, D] -> [B, 1, N, D]``.
+
+    Because K and V are affine in the hidden state, the mean of the frames' K/V is exactly the K/V of
+    the temporally averaged tokens.
+    """
+    return x4.mean(dim=1, keepdim=True)
+
+
+def extend_kv(k: torch.Tensor, v: torch.Tensor, extensions: Sequence[KVExtension], layout: BatchLayout,
+              branch_rows: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Build ``K' = [K; K_e1; K_e2; ...]`` and ``V'`` likewise, per frame, in one ``torch.cat``.
+
+    ``k``/``v`` are the frames' own ``[B*F, N, D]`` (or only the branches ``branch_rows``). Each
+    extension is broadcast over branches/frames with ``expand`` (a view), so a shared reference or
+    anchor frame is never repeated in memory before the single concatenation.
+    Returns ``[B'*F, N + sum(M), D]``.
+    """
+    nb = layout.n_branches if branch_rows is None else len(branch_rows)
+    f = layout.frames
+    ks, vs = [k.view(nb, f, *k.shape[1:])], [v.view(nb, f, *v.shape[1:])]
+    for e in extensions:
+        for ek, ev in zip(e.ks, e.vs):
+            if branch_rows is not None and ek.shape[0] != 1:
+                ek, ev = _select_branches(ek, branch_rows), _select_branches(ev, branch_rows)
+            ks.append(ek.expand(nb, f, *ek.shape[2:]))
+            vs.append(ev.expand(nb, f, *ev.shape[2:]))
+    k_ext = torch.cat(ks, dim=2)
+    v_ext = torch.cat(vs, dim=2)
+    return from_frames(k_ext), from_frames(v_ext)
+
+
+def _select_branches(x4: torch.Tensor, branch_rows: Sequence[int]) -> torch.Tensor:
+    rows = list(branch_rows)
+    if rows == list(range(rows[0], rows[0] + len(rows))):
+        return x4[rows[0]:rows[0] + len(rows)]
+    return x4[rows]
+
+
+def _select_rows(x: torch.Tensor, layout: BatchLayout, branch_rows: Sequence[int]) -> torch.Tensor:
+    if len(branch_rows) == layout.n_branches:
+        return x
+    return from_frames(_select_branches(to_frames(x, layout), branch_rows))
+
+
+def chained_attention(attn: AttnFn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      extensions: Sequence[KVExtension], layout: BatchLayout) -> torch.Tensor:
+    """Self-attention with several K/V extensions at once, each blended by its own weight.
+
+    Extension ``e_i`` with branch weight ``w_i`` is taken with weight ``w_i`` independently of the
+    others: over the subsets ``S`` of the extensions (in the order they were applied),
+
+        R = sum_S  prod_{i in S} w_i  prod_{i not in S} (1 - w_i)  *  attn(q, [K; K_S], [V; V_S])
+
+    the multilinear blend of the concatenated attentions. So one extension at weight 1 is exactly
+    the concatenated attention (reference-only / cross-frame attention), weight 0 drops it (all
+    weights 0 is the same call as plain ``attn(q, k, v)``, bit-identical), several at weight 1 are
+    one joint attention over all extra tokens, and ``w`` in between is ``(1 - w) O_plain + w O_ext``
+    for a single extension. Subsets with a zero coefficient are never computed; branches with the
+    same weights share each attention call.
+    """
+    if not extensions:
+        return attn(q, k, v)
+    nb = layout.n_branches
+    groups: dict[tuple, list[int]] = {}
+    for b in range(nb):
+        groups.setdefault(tuple(float(e.weights[b]) for e in extensions), []).append(b)
+    if len(groups) == 1:
+        (weights, rows), = groups.items()
+        return _blend_subsets(attn, q, k, v, extensions, weights, layout, None)
+    out = None
+    for weights, rows in groups.items():
+        r = _blend_subsets(attn, _select_rows(q, layout, rows), _select_rows(k, layout, rows),
+                           _select_rows(v, layout, rows), extensions, weights, layout, rows)
+        if out is None:
+            out = r.new_empty((nb * layout.frames, *r.shape[1:]))
+        out.view(nb, layout.frames, *r.shape[1:])[rows] = r.view(len(rows), layout.frames, *r.shape[1:])
+    return out
+
+
+def subset_weights(weights: Sequence[float]) -> list[tuple[tuple[int, ...], float]]:
+    """The non-zero terms ``(S, coefficient)`` of :func:`chained_attention`'s sum, ``S`` in order."""
+    terms = [((), 1.0)]
+    for i, w in enumerate(weights):
+        w = float(w)
+        nxt = []
+        for s, c in terms:
+            if w != 1.0:
+                nxt.append((s, c * (1.0 - w)))
+            if w != 0.0:
+                nxt.append((s + (i,), c * w))
+        terms = nxt
+    return [(s, c) for s, c in terms if c != 0.0]
+
+
+def _blend_subsets(attn, q, k, v, extensions, weights, layout, rows):
+    result = None
+    for subset, coef in subset_weights(weights):
+        if subset:
+            o = attn(q, *extend_kv(k, v, [extensions[i] for i in subset], layout, rows))
+        else:
+            o = attn(q, k, v)
+        if coef == 1.0:
+            return o
+        result = o * coef if result is None else result.add_(o, alpha=coef)
+    return result
+
+
+def branch_weights(layout: BatchLayout, strength: float, uncond_fidelity: float = 0.0) -> tuple:
+    """Per-branch blend weights: ``strength`` for cond branches, ``strength * (1 - style_fidelity)``
+    for uncond branches (reference-only's style fidelity: the uncond branch keeps
+    ``style_fidelity`` of its plain attention)."""
+    s = float(strength)
+    return tuple(s * (1.0 - float(uncond_fidelity)) if c == 1 else s for c in layout.branches)
+
+
+# --------------------------------------------------------------------------------------------
+# AdaIN
+# --------------------------------------------------------------------------------------------
+def channel_stats(h: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and std over the spatial axes of ``[B, C, *spatial]``."""
+    dims = tuple(range(2, h.ndim))
+    var, mean = torch.var_mean(h, dim=dims, keepdim=True, correction=0)
+    return mean, (var + eps).sqrt()
+
+
+def adain(h: torch.Tensor, ref_mean: torch.Tensor, ref_std: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Adaptive instance normalisation (Huang & Belongie, ICCV 2017, Eq. 8):
+    ``AdaIN(x, y) = sigma(y) (x - mu(x)) / sigma(x) + mu(y)``, per sample and channel over space,
+    with the reference's statistics ``ref_mean``/``ref_std`` (``[1, C, 1, 1]``) as ``y``."""
+    mean, std = channel_stats(h, eps)
+    return (h - mean) / std * ref_std + ref_mean
+
+
+def blend_rows(h: torch.Tensor, target: torch.Tensor, layout: BatchLayout, weights: Sequence[float]) -> torch.Tensor:
+    """``h + w_b (target - h)`` with one weight per branch ``b`` (frames of a branch share it)."""
+    w = torch.tensor([float(x) for x in weights], dtype=h.dtype, device=h.device)
+    w = w.repeat_interleave(layout.frames).view(-1, *([1] * (h.ndim - 1)))
+    return torch.lerp(h, target, w)

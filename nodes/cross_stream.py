@@ -1,0 +1,75 @@
+"""CrossStreamAttention (DSDN, arXiv 2307.07131): frames attend to each other in self-attention.
+
+Training-free stand-in for DSDN's content/motion cross-transformer: cross-frame attention to an
+anchor frame (Text2Video-Zero), sparse-causal attention (Tune-A-Video) or a mutual exchange with
+the temporal-mean content stream. Math: ``model_patches/attention.py``; hooks: ``attention_hooks.py``.
+"""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..model_patches.attention import ANCHOR_MODES, CROSS_MODES
+from ..model_patches.attention_hooks import apply_cross_stream
+from ._common import CATEGORY, NodeInputError, check, check_range
+
+NODE = "CrossStreamAttention"
+
+
+class CrossStreamAttention(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=NODE,
+            display_name="Cross-Stream Attention (DSDN)",
+            category=f"{CATEGORY}/attention",
+            description="Makes an image model's frames coherent by extending each frame's self-attention keys/values "
+                        "with other frames' tokens: an anchor frame (Text2Video-Zero cross-frame attention, DSDN's "
+                        "content stream), the first + previous frame (sparse-causal), or a mutual exchange with the "
+                        "temporal-mean content stream. Frames are the batch axis.",
+            inputs=[
+                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net model. It is cloned; the input model is not changed."),
+                io.Combo.Input("mode", options=list(CROSS_MODES), default="anchor",
+                               tooltip="anchor: every frame also attends to the anchor frame. sparse_causal: to the first "
+                                       "and the previous frame. mutual: to the temporal mean of all frames (content "
+                                       "stream), recomputed from the frames at every block."),
+                io.Combo.Input("anchor", options=list(ANCHOR_MODES), default="first",
+                               tooltip="anchor mode: the anchor frame - first (frame 0), centre (frames // 2) or index."),
+                io.Int.Input("anchor_index", default=0, min=0, max=4096,
+                             tooltip="anchor = index: the anchor's absolute frame index (must be inside the frames)."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.01,
+                               tooltip="0 = plain attention (bit-identical), 1 = full cross-frame attention, in between "
+                                       "a blend of the two outputs."),
+                io.Boolean.Input("input_blocks", default=True, tooltip="Patch the U-Net's input (down) blocks."),
+                io.Boolean.Input("middle_block", default=True, tooltip="Patch the U-Net's middle block."),
+                io.Boolean.Input("output_blocks", default=True, tooltip="Patch the U-Net's output (up) blocks."),
+                io.Int.Input("min_level", default=0, min=0, max=8,
+                             tooltip="Only blocks at this resolution level or deeper: 0 = all, 1 = skip the "
+                                     "latent-resolution blocks (the most expensive), 2 = also skip half resolution..."),
+                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001,
+                               tooltip="Start of the active part of sampling (0 = first step)."),
+                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001,
+                               tooltip="End of the active part of sampling (1 = last step)."),
+            ],
+            outputs=[io.Model.Output(tooltip="A patched clone of the model.")],
+        )
+
+    @classmethod
+    def execute(cls, model, mode="anchor", anchor="first", anchor_index=0, strength=1.0, input_blocks=True,
+                middle_block=True, output_blocks=True, min_level=0, start_percent=0.0, end_percent=1.0) -> io.NodeOutput:
+        check(mode in CROSS_MODES, NODE, "mode", f"must be one of {CROSS_MODES}, got {mode!r}")
+        check(anchor in ANCHOR_MODES, NODE, "anchor", f"must be one of {ANCHOR_MODES}, got {anchor!r}")
+        if not isinstance(anchor_index, int) or anchor_index < 0:
+            raise NodeInputError(NODE, "anchor_index", f"must be a frame index >= 0, got {anchor_index!r}")
+        check(isinstance(min_level, int) and min_level >= 0, NODE, "min_level", f"must be >= 0, got {min_level!r}")
+        for name, value in (("strength", strength), ("start_percent", start_percent), ("end_percent", end_percent)):
+            check_range(value, 0.0, 1.0, NODE, name)
+        check(start_percent <= end_percent, NODE, "start_percent",
+              f"must not be after end_percent ({start_percent} > {end_percent})")
+        check(input_blocks or middle_block or output_blocks, NODE, "input_blocks",
+              "no block section selected; enable input_blocks, middle_block or output_blocks")
+        return io.NodeOutput(apply_cross_stream(model, mode, anchor, int(anchor_index), strength, bool(input_blocks),
+                                                bool(middle_block), bool(output_blocks), int(min_level),
+                                                start_percent, end_percent, node=NODE))
+
+
+NODES = [CrossStreamAttention]
