@@ -1,0 +1,260 @@
+"""ComfyUI sampling loop for Reuse and Diffuse (VidRD): clip by clip through ComfyUI's own sampling.
+
+Every clip is one ``comfy.samplers.CFGGuider.sample`` call on a clone of the model, so the model's
+patches and wrappers (and other packs' ``OUTER_SAMPLE`` wrappers, e.g. AnimateDiff-Evolved) run for
+every clip; the sampler and the scheduler are ComfyUI's, picked by name.
+
+DSG's trajectory is recorded and replayed by one official hook, a ``PREDICT_NOISE`` model wrapper
+(:class:`TrajectoryReplay`) on the clone. It sees, for every model call of the sampler, the input
+``x`` and returns the denoised prediction ``D``:
+
+- recording (every clip): the model input and output of the M source frames N-M..N-1, stored in
+  overlap order (frame N-1-k at index k), for the steps DSG can replay only;
+- replaying (clip c+1, overlap frame k, step s < n_k): the model input of frame k is the recorded
+  input; while the next step is still guided (s + 1 < n_k) the returned ``D`` of frame k is the
+  recorded one, so the sampler's own state follows the recorded trajectory exactly (deterministic
+  samplers); at the last guided step the model's own prediction is used (as in the official code,
+  where the overwritten latent is stepped with the new clip's prediction), and after it the frame
+  evolves freely.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+
+import torch
+
+import comfy.model_management
+import comfy.patcher_extension
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+
+from .reuse import frame_dim_of, place_clip, plan_clips, reverse_reuse_noise, staged_guidance_steps
+
+WRAPPER_KEY = "coherent_video.iterative_reuse"
+_SIGMA_RTOL = 1e-5
+
+
+class SeedNoise:
+    """ComfyUI's default noise for a seed (same as ``Noise_RandomNoise``): ``seed`` + ``generate_noise``."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        return comfy.sample.prepare_noise(input_latent["samples"], self.seed, input_latent.get("batch_index"))
+
+
+def clip_seed(seed: int, clip: int) -> int:
+    """Seed of clip ``clip``: the base seed + clip index (wrapping at 2^64)."""
+    return (int(seed) + clip) % (1 << 64)
+
+
+def clip_noise(noise_source, clip: int, latent: dict) -> torch.Tensor:
+    """Noise for clip ``clip`` from a NOISE object (``seed`` + ``generate_noise``): a shallow copy
+    whose seed is :func:`clip_seed`; clip 0 therefore gets exactly the noise the object gives."""
+    src = noise_source
+    if clip:
+        src = copy.copy(noise_source)
+        src.seed = clip_seed(noise_source.seed, clip)
+    return src.generate_noise(latent)
+
+
+def scheduler_sigmas(model, scheduler: str, steps: int, denoise: float) -> torch.Tensor:
+    """Sigmas exactly as ComfyUI's ``BasicScheduler`` computes them (denoise < 1 keeps the tail)."""
+    total_steps = steps
+    if denoise < 1.0:
+        total_steps = int(steps / denoise)
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, total_steps).cpu()
+    return sigmas[-(steps + 1):]
+
+
+class TrajectoryReplay:
+    """``PREDICT_NOISE`` wrapper that records the overlap source frames and replays DSG.
+
+    ``stage_steps`` are the DSG stage lengths ``n_k`` (:func:`staged_guidance_steps`). Model calls are
+    identified by their order within a clip (the sampler and sigmas are the same for every clip); the
+    call that starts step i is learnt from the sampler callback, which ComfyUI's samplers fire once
+    per step right after that call.
+    """
+
+    def __init__(self, clip_frames: int, overlap: int, stage_steps: list[int], frame_dim: int):
+        self.clip_frames = clip_frames
+        self.overlap = overlap
+        self.stage = list(stage_steps)
+        self.frame_dim = frame_dim
+        self.record_until = max(self.stage, default=0)
+        self.replay_source: dict[int, tuple] = {}
+        self.record: dict[int, tuple] = {}
+        self.entries: list[int] = []
+        self._cur_entries: list[int] = []
+        self._calls = 0
+        self._steps_seen = 0
+        self.replay_enabled = False
+        self.replayed_calls = 0
+        self.mismatches = 0
+
+    # -- clip bookkeeping ------------------------------------------------------------------------
+    def start_clip(self, replay: bool) -> None:
+        """Call before sampling a clip: the last clip's record becomes the replay source."""
+        if self._cur_entries:
+            self.entries = self._cur_entries
+        self.replay_source = self.record if replay else {}
+        self.replay_enabled = replay and bool(self.replay_source)
+        self.record = {}
+        self._cur_entries = []
+        self._calls = 0
+        self._steps_seen = 0
+
+    def end(self) -> None:
+        self.record, self.replay_source = {}, {}
+
+    def on_step(self, step: int) -> None:
+        """Sampler callback for ``step``: the most recent model call started that step."""
+        if step == len(self._cur_entries) and self._calls > 0:
+            self._cur_entries.append(self._calls - 1)
+        self._steps_seen = max(self._steps_seen, step + 1)
+
+    def _step_of(self, call: int) -> tuple[int, bool] | None:
+        """(step, starts the step) of model call ``call``, from the last clip's callbacks."""
+        entries = self.entries
+        if not entries or entries[0] != 0:
+            return None
+        step = 0
+        for i, e in enumerate(entries):
+            if e > call:
+                break
+            step = i
+        return step, entries[step] == call
+
+    # -- the wrapper -----------------------------------------------------------------------------
+    def __call__(self, executor, x, timestep, model_options={}, seed=None, **kwargs):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        call = self._calls
+        self._calls += 1
+        fd, M = self.frame_dim, self.overlap
+        sigma = float(timestep.reshape(-1)[0])
+
+        override_x, override_d, rec = [], [], None
+        if self.replay_enabled and M > 0:
+            where = self._step_of(call)
+            if where is None:
+                self.mismatches += 1
+            elif where[0] < self.record_until:
+                step, is_entry = where
+                rec = self.replay_source.get(call)
+                if rec is None or not math.isclose(rec[0], sigma, rel_tol=_SIGMA_RTOL, abs_tol=1e-8):
+                    self.mismatches += 1
+                    rec = None
+                else:
+                    override_x = [k for k, n in enumerate(self.stage) if step < n and (is_entry or step + 1 < n)]
+                    override_d = [k for k, n in enumerate(self.stage) if step + 1 < n]
+
+        if override_x:
+            idx = torch.tensor(override_x, device=x.device)
+            x = x.index_copy(fd, idx, rec[1].to(x).index_select(fd, idx))
+        out = executor(x, timestep, model_options, seed, **kwargs)
+        if override_d:
+            idx = torch.tensor(override_d, device=out.device)
+            out = out.index_copy(fd, idx, rec[2].to(out).index_select(fd, idx))
+        if rec is not None and (override_x or override_d):
+            self.replayed_calls += 1
+
+        if M > 0 and self._steps_seen <= self.record_until and x.shape[fd] == self.clip_frames:
+            start = self.clip_frames - M
+            self.record[call] = (sigma, x.narrow(fd, start, M).flip(fd).detach().clone(),
+                                 out.narrow(fd, start, M).flip(fd).detach().clone())
+        return out
+
+
+def _previewer(model):
+    try:
+        import latent_preview
+
+        return latent_preview.get_previewer(model.load_device, model.model.latent_format)
+    except Exception:  # previews are optional (headless runs have none)
+        return None
+
+
+def sample_iterative_reuse(model, positive, negative, latent: dict, *, total_frames: int, overlap: int,
+                           noise_recycle: float, guidance_ratio: float, seed: int, steps: int, cfg: float,
+                           sampler_name: str, scheduler: str, denoise: float = 1.0, noise=None,
+                           clip_positives: list | None = None, fnr: bool = True, overlap_mode: str = "drop",
+                           step_callback=None) -> dict:
+    """Sample ``total_frames`` frames clip by clip with FNR + PNS + DSG; returns a LATENT dict.
+
+    ``latent["samples"]`` is one clip (N frames on the batch axis, or on axis 2 for video latents).
+    ``noise`` is any NOISE object (``seed`` + ``generate_noise``); clip c draws its fresh noise from a
+    copy seeded ``seed + c``. ``clip_positives`` replaces ``positive`` per clip. ``step_callback``
+    (clip, step, x0, x) is called after every sampler step (tests and tools use it).
+    Inputs are assumed valid (the node checks them).
+    """
+    latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    fd = frame_dim_of(latent_image)
+    n_frames = latent_image.shape[fd]
+    plan = plan_clips(total_frames, n_frames, overlap, overlap_mode)
+    sigmas = scheduler_sigmas(model, scheduler, steps, denoise)
+    n_steps = len(sigmas) - 1
+    stage = staged_guidance_steps(n_steps, overlap, guidance_ratio)
+    noise_mask = latent.get("noise_mask")
+    noise_source = noise if noise is not None else SeedNoise(seed)
+
+    m = model.clone()
+    replay = TrajectoryReplay(n_frames, overlap, stage, fd)
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, replay)
+    sampler = comfy.samplers.sampler_object(sampler_name)
+
+    out_shape = list(latent_image.shape)
+    out_shape[fd] = total_frames
+    out = torch.empty(out_shape, dtype=torch.float32, device=comfy.model_management.intermediate_device())
+    total_ticks = len(plan) * n_steps
+    pbar = comfy.utils.ProgressBar(total_ticks)
+    previewer = _previewer(m)
+    clip_latent = {"samples": latent_image}
+    if "batch_index" in latent:
+        clip_latent["batch_index"] = latent["batch_index"]
+
+    prev_eps = None
+    try:
+        for c, piece in enumerate(plan):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            fresh = clip_noise(noise_source, c, clip_latent)
+            if prev_eps is None:
+                eps = fresh
+            else:
+                eps = reverse_reuse_noise(prev_eps, fresh, overlap, noise_recycle, fnr, fd)
+                guided_at_0 = sum(1 for n in stage if n > 0)
+                if not fnr and guided_at_0:
+                    # DSG's step-0 overwrite (official code): guided overlap frames start from the
+                    # previous clip's reversed noise whatever FNR says.
+                    eps.narrow(fd, 0, guided_at_0).copy_(prev_eps.flip(fd).narrow(fd, 0, guided_at_0).to(eps))
+            replay.start_clip(replay=c > 0 and any(stage))
+
+            def callback(step, x0, x, total, _c=c):
+                replay.on_step(step)
+                if step_callback is not None:
+                    step_callback(_c, step, x0, x)
+                preview = None
+                if previewer is not None:
+                    preview = previewer.decode_latent_to_preview_image("JPEG", x0)
+                pbar.update_absolute(_c * n_steps + step + 1, total_ticks, preview)
+                comfy.model_management.throw_exception_if_processing_interrupted()
+
+            guider = comfy.samplers.CFGGuider(m)
+            guider.set_conds(clip_positives[c] if clip_positives is not None else positive, negative)
+            guider.set_cfg(cfg)
+            samples = guider.sample(eps, latent_image, sampler, sigmas, denoise_mask=noise_mask, callback=callback,
+                                    disable_pbar=True, seed=clip_seed(noise_source.seed, c))
+            samples = samples.to(out.device)
+            place_clip(out, samples, piece, fd)
+            del samples, guider
+            prev_eps = eps
+            pbar.update_absolute((c + 1) * n_steps, total_ticks)
+        if replay.mismatches:
+            logging.warning("[IterativeReuseSampler] %d model calls could not be matched to the recorded trajectory "
+                            "(adaptive sampler?); DSG skipped for them", replay.mismatches)
+    finally:
+        replay.end()
+    return {"samples": out}

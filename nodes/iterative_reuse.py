@@ -1,0 +1,153 @@
+"""IterativeReuseSampler (Reuse and Diffuse / VidRD, arXiv 2309.03549): long videos clip by clip.
+
+- ``IterativeReuseSampler`` samples ``total_frames`` frames as clips of the latent's length N with
+  frame-level noise reversion (FNR), past-dependent noise sampling (PNS) and denoising with staged
+  guidance (DSG), through ComfyUI's own sampling.
+- ``PerClipConditioning`` builds the optional per-clip list of positive conditionings (prompt travel).
+"""
+from __future__ import annotations
+
+import comfy.samplers
+from comfy_api.latest import io
+
+from ..model_patches.reuse import OVERLAP_MODES, clip_count, frame_dim_of
+from ..model_patches.reuse_hooks import sample_iterative_reuse
+from ._common import CATEGORY, NodeInputError, check, check_range
+
+NODE = "IterativeReuseSampler"
+ClipConditionings = io.Custom("COHERENT_CLIP_CONDITIONINGS")
+
+
+class IterativeReuseSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=NODE,
+            display_name="Iterative Reuse Sampler (VidRD long video)",
+            category=f"{CATEGORY}/sampling",
+            description="Reuse and Diffuse (VidRD): samples a long video as clips of the latent's frame count N. "
+                        "Each new clip starts from the previous clip's noise in reverse frame order (FNR), mixes it "
+                        "into the fresh noise of the other frames (PNS) and replays the previous clip's denoising "
+                        "trajectory on its first M frames for a staged number of steps (DSG). Every clip runs "
+                        "through ComfyUI's own sampler, scheduler, model patches and wrappers.",
+            inputs=[
+                io.Model.Input("model", tooltip="The model (an image model, or one with a motion module such as "
+                                                "AnimateDiff). It is cloned; the input model is not changed."),
+                io.Conditioning.Input("positive", tooltip="Positive conditioning for every clip (unless "
+                                                          "clip_positives is connected)."),
+                io.Conditioning.Input("negative", tooltip="Negative conditioning for every clip."),
+                io.Latent.Input("latent_image", tooltip="One clip: its frame count (batch size, or the time axis of "
+                                                        "a video latent) sets the clip length N, and its size sets "
+                                                        "the frame size. With denoise < 1 every clip starts from it."),
+                io.Int.Input("total_frames", default=64, min=2, max=100000,
+                             tooltip="Frames in the output latent (exactly this many, in both overlap modes)."),
+                io.Int.Input("overlap", default=4, min=0, max=4096,
+                             tooltip="M: frames of each new clip that reuse the previous clip's last frames in "
+                                     "reverse order (FNR + DSG). Must be smaller than N. Paper default 4."),
+                io.Float.Input("noise_recycle", default=4.0, min=0.0, max=1000.0, step=0.1,
+                               tooltip="sigma (PNS): the other frames start from sigma/sqrt(1+sigma^2) * reversed "
+                                       "previous noise + 1/sqrt(1+sigma^2) * fresh noise (unit variance). "
+                                       "0 = fresh noise. Paper default 4."),
+                io.Float.Input("guidance_ratio", default=0.4, min=0.0, max=1.0, step=0.01,
+                               tooltip="g (DSG): overlap frame k follows the previous clip's trajectory while "
+                                       "step < (M-k)*(steps/M)*g. 0 = no staged guidance. Paper default 0.4."),
+                io.Boolean.Input("fnr", default=True,
+                                 tooltip="Frame-level noise reversion: the first M frames start from the previous "
+                                         "clip's last M noises in reverse order. Off: they get PNS noise like the "
+                                         "rest (with guidance_ratio > 0, DSG still overwrites step 0 with the "
+                                         "reversed noise, as in the official code)."),
+                io.Combo.Input("overlap_mode", options=list(OVERLAP_MODES), default="drop",
+                               tooltip="drop: leave out the M re-traced (reversed) overlap frames of every later "
+                                       "clip. concat: keep all N frames of every clip, as the official VidRD "
+                                       "output (the seam re-traces the last frames backwards)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Noise seed; clip c uses seed + c. Ignored for the noise when a NOISE input "
+                                     "is connected (its own seed is used)."),
+                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampling steps S per clip."),
+                io.Float.Input("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Classifier-free guidance scale."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
+                               tooltip="ComfyUI sampler. DSG replays the trajectory exactly for deterministic "
+                                       "samplers (euler, ddim, heun, dpmpp_2m, ...); ancestral/SDE samplers add "
+                                       "fresh noise, so only the model input is replayed."),
+                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default="normal",
+                               tooltip="ComfyUI scheduler (sigmas as BasicScheduler computes them)."),
+                io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01,
+                               tooltip="Denoise strength, as in KSampler."),
+                io.Noise.Input("noise", optional=True,
+                               tooltip="Optional NOISE (e.g. BaseResidualNoise): shapes clip 0's noise and the "
+                                       "fresh noise of later clips (clip c uses a copy with seed + c)."),
+                ClipConditionings.Input("clip_positives", optional=True,
+                                        tooltip="Optional per-clip positive conditionings (prompt travel) from "
+                                                "PerClipConditioning; needs exactly one entry per clip."),
+            ],
+            outputs=[io.Latent.Output(tooltip="All total_frames frames.")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, latent_image, total_frames, overlap, noise_recycle, guidance_ratio,
+                fnr, overlap_mode, seed, steps, cfg, sampler_name, scheduler, denoise, noise=None,
+                clip_positives=None) -> io.NodeOutput:
+        samples = latent_image["samples"]
+        check(not getattr(samples, "is_nested", False), NODE, "latent_image", "nested (multi-shape) latents are not supported")
+        n_frames = samples.shape[frame_dim_of(samples)]
+        check(n_frames >= 2, NODE, "latent_image",
+              f"has {n_frames} frame; a clip needs at least 2 frames (the latent's batch size sets the clip length N)")
+        check(overlap < n_frames, NODE, "overlap",
+              f"must be smaller than the clip length N={n_frames} (the latent's frame count), got {overlap}")
+        check(overlap >= 0, NODE, "overlap", f"must be >= 0, got {overlap}")
+        check(total_frames >= n_frames, NODE, "total_frames",
+              f"{total_frames} is shorter than one clip (N={n_frames}, the latent's frame count)")
+        check(overlap_mode in OVERLAP_MODES, NODE, "overlap_mode", f"must be one of {OVERLAP_MODES}, got {overlap_mode!r}")
+        check(steps >= 1, NODE, "steps", f"must be >= 1, got {steps}")
+        check_range(noise_recycle, 0.0, 1e6, NODE, "noise_recycle")
+        check_range(guidance_ratio, 0.0, 1.0, NODE, "guidance_ratio")
+        check_range(denoise, 1e-6, 1.0, NODE, "denoise")
+        if noise is not None:
+            check(hasattr(noise, "seed") and callable(getattr(noise, "generate_noise", None)), NODE, "noise",
+                  "must be a NOISE object with a seed and generate_noise(latent)")
+        clips = clip_count(total_frames, n_frames, overlap, overlap_mode)
+        if clip_positives is not None:
+            if not isinstance(clip_positives, (list, tuple)):
+                raise NodeInputError(NODE, "clip_positives", "must be a list of conditionings (use PerClipConditioning)")
+            check(len(clip_positives) == clips, NODE, "clip_positives",
+                  f"has {len(clip_positives)} entries but the plan has {clips} clips "
+                  f"(total_frames={total_frames}, N={n_frames}, overlap={overlap}, overlap_mode={overlap_mode})")
+        out = sample_iterative_reuse(
+            model, positive, negative, latent_image, total_frames=total_frames, overlap=overlap,
+            noise_recycle=noise_recycle, guidance_ratio=guidance_ratio, seed=seed, steps=steps, cfg=cfg,
+            sampler_name=sampler_name, scheduler=scheduler, denoise=denoise, noise=noise,
+            clip_positives=list(clip_positives) if clip_positives is not None else None, fnr=fnr,
+            overlap_mode=overlap_mode)
+        return io.NodeOutput(out)
+
+
+class PerClipConditioning(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="PerClipConditioning",
+            display_name="Per-Clip Conditioning (prompt travel)",
+            category=f"{CATEGORY}/sampling",
+            description="Appends a positive conditioning for the next `clips` clips of IterativeReuseSampler to a "
+                        "list. Chain one node per prompt: A for 2 clips, then B for 3 clips, ...",
+            inputs=[
+                io.Conditioning.Input("conditioning", tooltip="Positive conditioning for these clips."),
+                io.Int.Input("clips", default=1, min=1, max=10000,
+                             tooltip="How many consecutive clips use this conditioning."),
+                ClipConditionings.Input("previous", optional=True,
+                                        tooltip="The list so far (from another PerClipConditioning)."),
+            ],
+            outputs=[ClipConditionings.Output(display_name="clip_positives",
+                                              tooltip="The list, for IterativeReuseSampler's clip_positives.")],
+        )
+
+    @classmethod
+    def execute(cls, conditioning, clips, previous=None) -> io.NodeOutput:
+        check(clips >= 1, "PerClipConditioning", "clips", f"must be >= 1, got {clips}")
+        if previous is not None and not isinstance(previous, (list, tuple)):
+            raise NodeInputError("PerClipConditioning", "previous", "must be a list from PerClipConditioning")
+        return io.NodeOutput(list(previous or []) + [conditioning] * clips)
+
+
+NODES = [IterativeReuseSampler, PerClipConditioning]

@@ -1,0 +1,314 @@
+"""IterativeReuseSampler (VidRD): FNR/PNS/DSG math, exact clip planning, and the real sampling loop
+on the tiny U-Net through ComfyUI's own CFGGuider, samplers and wrappers."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tools import fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE = "IterativeReuseSampler"
+
+
+@pytest.fixture(scope="module")
+def reuse(pack):
+    import coherent_video.model_patches.reuse as m
+
+    return m
+
+
+@pytest.fixture(scope="module")
+def hooks(pack, comfy):
+    import coherent_video.model_patches.reuse_hooks as m
+
+    return m
+
+
+@pytest.fixture(scope="module")
+def node(pack, comfy):
+    from coherent_video.nodes import iterative_reuse as m
+
+    return m
+
+
+def latent(frames: int, size: int = 8) -> dict:
+    return {"samples": torch.zeros(frames, 4, size, size)}
+
+
+def run_node(node, model, cond, frames=3, size=8, **kw):
+    args = dict(total_frames=5, overlap=1, noise_recycle=4.0, guidance_ratio=0.4, fnr=True, overlap_mode="drop",
+                seed=7, steps=2, cfg=2.0, sampler_name="euler", scheduler="normal", denoise=1.0)
+    args.update(kw)
+    return node.IterativeReuseSampler.execute(model, cond[0], cond[1], latent(frames, size), **args).result[0]
+
+
+# --------------------------------------------------------------------------------------------- math
+def test_fnr_noise_equality(reuse):
+    g = torch.Generator().manual_seed(0)
+    prev, fresh = torch.randn(6, 4, 5, 5, generator=g), torch.randn(6, 4, 5, 5, generator=g)
+    out = reuse.reverse_reuse_noise(prev, fresh, overlap=3, noise_recycle=4.0, fnr=True)
+    for k in range(3):
+        assert torch.equal(out[k], prev[5 - k])  # eps^{c+1}_k = eps^c_{N-1-k}
+    a, b = 4 / math.sqrt(17), 1 / math.sqrt(17)
+    for k in range(3, 6):
+        torch.testing.assert_close(out[k], a * prev[5 - k] + b * fresh[k], rtol=0, atol=1e-6)
+    off = reuse.reverse_reuse_noise(prev, fresh, overlap=3, noise_recycle=4.0, fnr=False)
+    torch.testing.assert_close(off[0], a * prev[5] + b * fresh[0], rtol=0, atol=1e-6)
+    # video latents [B, C, T, H, W]: frames on axis 2
+    prev5, fresh5 = prev.permute(1, 0, 2, 3)[None], fresh.permute(1, 0, 2, 3)[None]
+    out5 = reuse.reverse_reuse_noise(prev5, fresh5, overlap=3, noise_recycle=4.0)
+    assert torch.equal(out5[0].permute(1, 0, 2, 3), out)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.5, 4.0])
+def test_pns_unit_variance_and_correlation(reuse, sigma):
+    g = torch.Generator().manual_seed(1)
+    prev, fresh = torch.randn(8, 4, 96, 96, generator=g), torch.randn(8, 4, 96, 96, generator=g)
+    out = reuse.reverse_reuse_noise(prev, fresh, overlap=2, noise_recycle=sigma)
+    pns, rev = out[2:], prev.flip(0)[2:]
+    assert abs(float(pns.var()) - 1.0) < 0.01
+    corr = float(((pns - pns.mean()) * (rev - rev.mean())).mean() / (pns.std() * rev.std()))
+    assert abs(corr - sigma / math.sqrt(1 + sigma**2)) < 0.01
+    a, b = reuse.pns_weights(sigma)
+    assert a * a + b * b == pytest.approx(1.0, abs=1e-12)
+
+
+def test_staged_guidance_schedule_matches_official_rule(reuse):
+    assert reuse.staged_guidance_steps(50, 4, 0.4) == [20, 15, 10, 5]  # paper defaults, S = 50
+    assert reuse.staged_guidance_steps(20, 4, 0.0) == [0, 0, 0, 0]
+    assert reuse.staged_guidance_steps(20, 4, 1.0) == [20, 15, 10, 5]
+    assert reuse.staged_guidance_steps(10, 0, 0.4) == []
+    for steps, m, g in [(7, 3, 0.33), (13, 5, 0.8), (4, 2, 0.75), (1, 1, 0.5)]:
+        stage = reuse.staged_guidance_steps(steps, m, g)
+        for k in range(m):
+            for s in range(steps):
+                assert (s < stage[k]) == (s < (m - k) * (steps / m) * g)  # official pipeline test
+        assert reuse.guided_overlap_frames(0, stage) == [k for k in range(m) if stage[k] > 0]
+
+
+def test_output_frame_count_exact_for_every_combination(reuse):
+    for n in range(2, 9):
+        for m in range(n):
+            for total in range(n, 41):
+                for mode in ("drop", "concat"):
+                    plan = reuse.plan_clips(total, n, m, mode)
+                    assert sum(p.length for p in plan) == total
+                    assert [p.dst_start for p in plan] == [sum(q.length for q in plan[:i]) for i in range(len(plan))]
+                    skip = m if mode == "drop" else 0
+                    assert all(p.src_start == skip and p.src_end <= n for p in plan[1:])
+                    assert len(plan) == (1 + math.ceil((total - n) / (n - m)) if mode == "drop" else math.ceil(total / n))
+                    clips = [torch.arange(n, dtype=torch.float32).view(n, 1) + 100 * c for c in range(len(plan))]
+                    joined = reuse.assemble_clips(clips, plan)
+                    out = torch.empty(total, 1)
+                    for c, p in zip(clips, plan):
+                        reuse.place_clip(out, c, p)
+                    assert joined.shape[0] == total and torch.equal(joined, out)
+
+
+# ------------------------------------------------------------------------------------ real sampling
+@pytest.mark.parametrize("sampler_name", ["euler", "heun"])  # heun: two model calls per step
+def test_dsg_overlap_frames_follow_the_stored_trajectory_then_evolve_freely(hooks, node, tiny_model, sampler_name):
+    """Sampler state x at every step (sampler callback): guided steps equal the previous clip's
+    reversed trajectory bit for bit; after its stage the frame evolves on its own (clip 1 has its own
+    prompt, so a free frame diverges; the tiny U-Net is an image model, frames are independent)."""
+    pa, pb, neg = fixtures.tiny_cond(seed=11), fixtures.tiny_cond(seed=12), fixtures.tiny_cond(seed=2)
+    clip_pos = node.PerClipConditioning.execute(pb, 1, node.PerClipConditioning.execute(pa, 1).result[0]).result[0]
+    states = {}
+    n, m, steps, g = 4, 2, 4, 0.75
+    out = hooks.sample_iterative_reuse(
+        tiny_model, pa, neg, latent(n), total_frames=6, overlap=m, noise_recycle=4.0, guidance_ratio=g, seed=3,
+        steps=steps, cfg=2.0, sampler_name=sampler_name, scheduler="normal", clip_positives=clip_pos,
+        step_callback=lambda c, s, x0, x: states.__setitem__((c, s), x.detach().clone()))
+    assert out["samples"].shape[0] == 6
+    stage = [3, 2]
+    from coherent_video.model_patches.reuse import staged_guidance_steps
+
+    assert staged_guidance_steps(steps, m, g) == stage
+    for k in range(m):
+        for s in range(steps):
+            ours, record = states[(1, s)][k], states[(0, s)][n - 1 - k]
+            if s < stage[k]:
+                assert torch.equal(ours, record), (k, s)
+            else:
+                assert float((ours - record).abs().max()) > 1e-4, (k, s)
+    # the non-overlap frames were never overwritten
+    assert float((states[(1, 1)][m:] - states[(0, 1)].flip(0)[m:]).abs().max()) > 1e-4
+
+
+def test_concat_mode_keeps_the_retraced_overlap(node, tiny_model, tiny_cond):
+    out = run_node(node, tiny_model, tiny_cond, frames=3, total_frames=5, overlap=1, overlap_mode="concat")["samples"]
+    assert out.shape == (5, 4, 8, 8)
+    # clip 1 = all 3 frames; its frame 0 re-traces clip 0's last frame exactly (FNR + DSG, same prompt,
+    # frame-independent image model; the last guided step uses the model's own prediction, so equal up to
+    # batch-position rounding)
+    torch.testing.assert_close(out[3], out[2], rtol=1e-4, atol=1e-3)
+    assert not torch.equal(out[4], out[1])  # PNS mixes fresh noise into the rest
+
+
+def test_same_seed_same_output_progress_and_offload(node, tiny_model, tiny_cond):
+    import comfy.model_management
+    import comfy.utils
+
+    ticks = []
+    old = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None, **kw: ticks.append((v, t)))
+    try:
+        a = run_node(node, tiny_model, tiny_cond, total_frames=5, overlap=1, steps=2)["samples"]
+    finally:
+        comfy.utils.set_progress_bar_global_hook(old)
+    b = run_node(node, tiny_model, tiny_cond, total_frames=5, overlap=1, steps=2)["samples"]
+    c = run_node(node, tiny_model, tiny_cond, total_frames=5, overlap=1, steps=2, seed=8)["samples"]
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.device == comfy.model_management.intermediate_device()
+    clips = 2
+    assert ticks[-1] == (clips * 2, clips * 2)  # one bar over clips x steps
+    assert all(t == clips * 2 for _, t in ticks) and [v for v, _ in ticks] == sorted(v for v, _ in ticks)
+
+
+def test_fnr_off_no_pns_no_dsg_equals_independent_clips(node, comfy, tiny_model, tiny_cond):
+    from comfy_extras.nodes_custom_sampler import (BasicScheduler, CFGGuider, KSamplerSelect, RandomNoise,
+                                                   SamplerCustomAdvanced)
+
+    seed, n = 21, 3
+    out = run_node(node, tiny_model, tiny_cond, frames=n, total_frames=5, overlap=1, noise_recycle=0.0,
+                   guidance_ratio=0.0, fnr=False, seed=seed, steps=2)["samples"]
+    guider = CFGGuider.execute(tiny_model, tiny_cond[0], tiny_cond[1], 2.0).result[0]
+    sampler = KSamplerSelect.execute("euler").result[0]
+    sigmas = BasicScheduler.execute(tiny_model, "normal", 2, 1.0).result[0]
+    clips = [SamplerCustomAdvanced.execute(RandomNoise.execute(seed + c).result[0], guider, sampler, sigmas,
+                                           latent(n)).result[0]["samples"] for c in range(2)]
+    expected = torch.cat([clips[0], clips[1][1:]])
+    assert torch.equal(out, expected)
+
+
+class CountingNoise:
+    """Wraps a NOISE object; counts generate_noise calls (copies share the counter)."""
+
+    def __init__(self, inner, counter):
+        self.inner, self.counter, self.seed = inner, counter, inner.seed
+
+    def generate_noise(self, latent_dict):
+        self.counter.append(self.seed)
+        inner = self.inner
+        if self.seed != inner.seed:
+            import copy
+
+            inner = copy.copy(inner)
+            inner.seed = self.seed
+        return inner.generate_noise(latent_dict)
+
+
+def counting_outer_sample(calls):
+    def wrapper(executor, *args, **kwargs):
+        calls.append(1)
+        return executor(*args, **kwargs)
+
+    return wrapper
+
+
+def test_composes_with_base_residual_noise_and_outer_sample_wrappers(node, comfy, tiny_model, tiny_cond):
+    import comfy.patcher_extension
+    from comfy_extras.nodes_custom_sampler import BasicScheduler, CFGGuider, KSamplerSelect, SamplerCustomAdvanced
+
+    brn = pytest.importorskip("coherent_video.nodes.base_residual_noise")
+    before = fixtures.model_fingerprint(tiny_model)
+    outer_calls, noise_calls = [], []
+    m = tiny_model.clone()
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "test.counter", counting_outer_sample(outer_calls))
+    noise = CountingNoise(brn.BaseResidualNoise.execute(5, "shared", 0.5, 1.0, -1).result[0], noise_calls)
+    out = run_node(node, m, tiny_cond, frames=3, total_frames=5, overlap=1, noise=noise)["samples"]
+    assert out.shape[0] == 5 and bool(torch.isfinite(out).all())
+    assert len(outer_calls) == 2 and noise_calls == [5, 6]  # once per clip, clip c seeded seed + c
+    # clip 0 is exactly what SamplerCustomAdvanced makes from the same NOISE
+    guider = CFGGuider.execute(tiny_model, tiny_cond[0], tiny_cond[1], 2.0).result[0]
+    ref = SamplerCustomAdvanced.execute(noise.inner, guider, KSamplerSelect.execute("euler").result[0],
+                                        BasicScheduler.execute(tiny_model, "normal", 2, 1.0).result[0],
+                                        latent(3)).result[0]["samples"]
+    assert torch.equal(out[:3], ref)
+
+    # a model patched by BaseResidualNoiseModel (its own OUTER_SAMPLE wrapper) plus the counter
+    outer_calls.clear()
+    patched = brn.BaseResidualNoiseModel.execute(tiny_model, "shared", 0.5, 1.0, -1, True, False).result[0]
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "test.counter",
+                                 counting_outer_sample(outer_calls))
+    out2 = run_node(node, patched, tiny_cond, frames=3, total_frames=5, overlap=1)["samples"]
+    assert len(outer_calls) == 2 and bool(torch.isfinite(out2).all()) and not torch.equal(out2, out)
+    fixtures.assert_same_fingerprint(before, fixtures.model_fingerprint(tiny_model))
+
+
+def test_interrupt_stops_cleanly_and_model_unchanged(node, comfy, tiny_model, tiny_cond):
+    import comfy.model_management
+    import comfy.patcher_extension
+
+    before = fixtures.model_fingerprint(tiny_model)
+    m = tiny_model.clone()
+    calls = []
+
+    def interrupt_on_second_clip(executor, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            comfy.model_management.interrupt_current_processing(True)
+        return executor(*args, **kwargs)
+
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "test.interrupt", interrupt_on_second_clip)
+    m_before = fixtures.model_fingerprint(m)
+    with pytest.raises(comfy.model_management.InterruptProcessingException):
+        run_node(node, m, tiny_cond, frames=3, total_frames=7, overlap=1)
+    comfy.model_management.interrupt_current_processing(False)
+    assert len(calls) == 2
+    fixtures.assert_same_fingerprint(before, fixtures.model_fingerprint(tiny_model))
+    fixtures.assert_same_fingerprint(m_before, fixtures.model_fingerprint(m))
+
+
+@pytest.mark.parametrize("frames,kw,bad_input", [
+    (4, dict(overlap=4), "overlap"),
+    (4, dict(overlap=6), "overlap"),
+    (4, dict(total_frames=3), "total_frames"),
+    (1, dict(overlap=0, total_frames=4), "latent_image"),
+    (4, dict(total_frames=10, overlap=2, clip_positives=["a", "b"]), "clip_positives"),
+])
+def test_bad_inputs_name_node_and_input(node, tiny_cond, frames, kw, bad_input):
+    model = fixtures.tiny_model()
+    if "clip_positives" in kw:
+        kw["clip_positives"] = [tiny_cond[0]] * len(kw["clip_positives"])  # 4 clips needed, 2 given
+    with pytest.raises(ValueError) as err:
+        run_node(node, model, tiny_cond, frames=frames, **kw)
+    msg = str(err.value)
+    assert msg.startswith(f"[{NODE}] input '{bad_input}':"), msg
+
+
+def test_per_clip_conditioning_list(node, tiny_cond):
+    a = node.PerClipConditioning.execute(tiny_cond[0], 2).result[0]
+    b = node.PerClipConditioning.execute(tiny_cond[1], 3, a).result[0]
+    assert len(b) == 5 and b[0] is tiny_cond[0] and b[4] is tiny_cond[1] and len(a) == 2
+
+
+def test_workflow_runs_headless_on_random_sd15(sd15_ckpt, tmp_path):
+    wf = ROOT / "workflows" / "iterative_reuse_long_video.json"
+    data = json.loads(wf.read_text())
+    sampler = next(n for n in data["nodes"] if n["type"] == NODE)
+    latent_node = next(n for n in data["nodes"] if n["type"] == "EmptyLatentImage")
+    assert next(n for n in data["nodes"] if n["type"] == "CheckpointLoaderSimple")["widgets_values"] == ["random_sd15.safetensors"]
+    s, lt = sampler["id"], latent_node["id"]
+    cmd = [sys.executable, str(ROOT / "tools" / "run_workflow.py"), str(wf),
+           "--models-dir", str(Path(sd15_ckpt).parent.parent), "--output-dir", str(tmp_path), "--quiet",
+           "--set", f"{lt}.width=64", "--set", f"{lt}.height=64", "--set", f"{lt}.batch_size=4",
+           "--set", f"{s}.total_frames=6", "--set", f"{s}.overlap=2", "--set", f"{s}.steps=1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    files = list(tmp_path.rglob("*.webp"))
+    assert len(files) == 1
+    from PIL import Image
+
+    with Image.open(files[0]) as im:
+        assert im.n_frames == 6 and im.size == (64, 64)
