@@ -82,3 +82,12 @@ def save_ui_workflow(spec: list[dict], path: str | Path) -> Path:
     path = Path(path)
     path.write_text(json.dumps(build_ui_workflow(spec), indent=1) + "\n")
     return path
+
+
+def write_bundled(spec: list[dict], name: str) -> Path:
+    """Write ``workflows/<name>.json`` from ``spec`` (boots ComfyUI and loads every node first)."""
+    from .comfy_env import ROOT, bootstrap, init_all_nodes
+
+    bootstrap()
+    init_all_nodes()
+    return save_ui_workflow(spec, ROOT / "workflows" / f"{name}.json")

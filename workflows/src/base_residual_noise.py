@@ -2,13 +2,8 @@
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tools import comfy_env  # noqa: E402
-
-comfy_env.bootstrap()
-comfy_env.init_all_nodes()
-from tools.ui_workflow import save_ui_workflow  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tools.ui_workflow import write_bundled  # noqa: E402
 
 spec = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": ["random_sd15.safetensors"], "pos": [0, 0]},
@@ -31,4 +26,4 @@ spec = [
 ]
 
 if __name__ == "__main__":
-    print(save_ui_workflow(spec, ROOT / "workflows" / "base_residual_noise.json"))
+    print(write_bundled(spec, "base_residual_noise"))

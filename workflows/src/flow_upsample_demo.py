@@ -8,13 +8,8 @@ CreateVideo + SaveVideo write an MP4 to the output folder.
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tools import comfy_env  # noqa: E402
-
-comfy_env.bootstrap()
-comfy_env.init_all_nodes()
-from tools.ui_workflow import save_ui_workflow  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tools.ui_workflow import write_bundled  # noqa: E402
 
 CLIP = "bbb_flow_demo.mp4"
 
@@ -32,4 +27,4 @@ spec = [
 ]
 
 if __name__ == "__main__":
-    print(save_ui_workflow(spec, ROOT / "workflows" / "flow_upsample_demo.json"))
+    print(write_bundled(spec, "flow_upsample_demo"))

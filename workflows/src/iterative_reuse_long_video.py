@@ -3,13 +3,8 @@ Regenerate: .venv/bin/python workflows/src/iterative_reuse_long_video.py"""
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tools import comfy_env  # noqa: E402
-
-comfy_env.bootstrap()
-comfy_env.init_all_nodes()
-from tools.ui_workflow import save_ui_workflow  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tools.ui_workflow import write_bundled  # noqa: E402
 
 # IterativeReuseSampler widgets: total_frames, overlap, noise_recycle, guidance_ratio, fnr, overlap_mode,
 # seed, (control), steps, cfg, sampler_name, scheduler, denoise
@@ -31,4 +26,4 @@ spec = [
 ]
 
 if __name__ == "__main__":
-    print(save_ui_workflow(spec, ROOT / "workflows" / "iterative_reuse_long_video.json"))
+    print(write_bundled(spec, "iterative_reuse_long_video"))

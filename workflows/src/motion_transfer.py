@@ -7,13 +7,8 @@ with A's look and B's motion. Clips are read from ComfyUI's input folder (runner
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tools import comfy_env  # noqa: E402
-
-comfy_env.bootstrap()
-comfy_env.init_all_nodes()
-from tools.ui_workflow import save_ui_workflow  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tools.ui_workflow import write_bundled  # noqa: E402
 
 CLIP_A = "bbb_flow_demo.mp4"  # the bundled demo clip (flow helper), bunny stretching
 CLIP_B = "bbb_emerge.mp4"
@@ -43,4 +38,4 @@ spec = [
 ]
 
 if __name__ == "__main__":
-    print(save_ui_workflow(spec, ROOT / "workflows" / "motion_transfer.json"))
+    print(write_bundled(spec, "motion_transfer"))

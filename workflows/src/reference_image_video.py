@@ -8,13 +8,8 @@ decoded and saved. Needs an SD1.x checkpoint (the tests use the random-weight ra
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tools import comfy_env  # noqa: E402
-
-comfy_env.bootstrap()
-comfy_env.init_all_nodes()
-from tools.ui_workflow import save_ui_workflow  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tools.ui_workflow import write_bundled  # noqa: E402
 
 spec = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": ["random_sd15.safetensors"], "pos": [0, 0]},
@@ -45,4 +40,4 @@ spec = [
 ]
 
 if __name__ == "__main__":
-    print(save_ui_workflow(spec, ROOT / "workflows" / "reference_image_video.json"))
+    print(write_bundled(spec, "reference_image_video"))
