@@ -84,7 +84,8 @@ class FlowTemporalUpsample(io.ComfyNode):
             category=f"{CATEGORY}/interpolation",
             description=(
                 "Raises the frame rate: inserts frames between every pair by optical flow "
-                "(weight-free coarse-to-fine TV-L1, forward-backward occlusion, softmax splatting) "
+                "(weight-free coarse-to-fine TV-L1 with block matching for fast small objects, "
+                "forward-backward occlusion, softmax splatting) "
                 "or by a RIFE 4.x file from models/frame_interpolation. Input frame k is output "
                 "frame k*multiplier, bit-identical. Never interpolates across a detected scene cut."),
             inputs=[
@@ -107,8 +108,10 @@ class FlowTemporalUpsample(io.ComfyNode):
                                tooltip="'weight-free flow' needs no model. Other entries are RIFE 4.x files "
                                        "(flownet.pkl etc.) found in models/frame_interpolation/ (never downloaded)."),
                 io.Combo.Input("quality", options=list(flowlib.PRESETS), default="balanced",
-                               tooltip="Weight-free flow preset: fast (3 warps x 15 iterations per level), "
-                                       "balanced (5 x 30), quality (finer pyramid, 8 x 50)."),
+                               tooltip="Weight-free flow preset (warps x iterations per pyramid level, block-match "
+                                       "radius at 1/4 size): fast (3 x 5, 2 warps at full size, radius 8, about "
+                                       "2x faster), balanced (5 x 10, radius 12), quality (8 x 20, radius 16, about "
+                                       "2x slower)."),
                 io.Combo.Input("occlusion", options=list(OCCLUSION), default="visibility-weighted backward warp",
                                tooltip="Occlusion handling from forward-backward flow consistency: splat flows to t "
                                        "and blend the backward-warped frames by visibility, or softmax-splat the "

@@ -1,0 +1,50 @@
+"""The weight-free demo (`make demo`): workflows/flow_upsample_demo.json runs headless through the lead's
+runner (in-process), with no model weights, and writes an MP4 with 4x-3 frames whose every 4th frame
+is the bundled clip's frame."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ROOT / "workflows" / "flow_upsample_demo.json"
+INPUTS = ROOT / "workflows" / "inputs"
+CLIP = INPUTS / "bbb_flow_demo.mp4"
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], float]:
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        rate = float(stream.average_rate)
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)], rate
+
+
+def test_flow_upsample_demo_writes_4x_video(comfy, tmp_path):
+    import folder_paths
+
+    from tools import run_workflow
+
+    src, src_fps = decode(CLIP)
+    old_out, old_in = folder_paths.get_output_directory(), folder_paths.get_input_directory()
+    try:
+        res = run_workflow.run(str(WORKFLOW), output_dir=str(tmp_path), input_dir=str(INPUTS), quiet=True)
+    finally:
+        folder_paths.set_output_directory(old_out)
+        folder_paths.set_input_directory(old_in)
+
+    videos = [Path(f) for f in res["files"] if f.endswith(".mp4")]
+    assert len(videos) == 1 and videos[0].is_file() and videos[0].is_relative_to(tmp_path)
+    assert videos[0].name.startswith("flow_upsample_x4")
+    out, out_fps = decode(videos[0])
+    assert len(out) == 4 * len(src) - 3, (len(out), len(src))
+    assert abs(out_fps - 4 * src_fps) < 1e-3
+    assert out[0].shape == src[0].shape
+    # every 4th output frame is an original (up to the MP4 re-encode); the others are new frames
+    kept = np.mean([np.abs(out[4 * i].astype(float) - src[i]).mean() for i in range(len(src))])
+    blend = np.mean([np.abs(out[4 * i + 2].astype(float) - (src[i].astype(float) + src[i + 1]) / 2).mean()
+                     for i in range(len(src) - 1)])
+    assert kept < 4.0, kept
+    assert blend > 0.0
