@@ -2,16 +2,14 @@
 bundled workflows run headless through tools/run_workflow.py."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tools.testing import run_workflow_cli, webp_frames, workflow_node_types
+
 ROOT = Path(__file__).resolve().parent.parent
-RUNNER = ROOT / "tools" / "run_workflow.py"
 
 
 @pytest.fixture(scope="module")
@@ -63,41 +61,24 @@ def test_both_nodes_on_full_size_sd15(comfy, pack, sd15):
     assert_same_fingerprint(fp, model_fingerprint(model))
 
 
-def _run(workflow: str, tmp_path: Path, sets: list[str], models_dir: Path, timeout=600):
-    cmd = [sys.executable, str(RUNNER), str(ROOT / "workflows" / workflow), "--output-dir", str(tmp_path / "out"),
-           "--models-dir", str(models_dir), "--quiet"]
-    for s in sets:
-        cmd += ["--set", s]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return sorted((tmp_path / "out").rglob("*.webp"))
-
-
-def _frames(path: Path):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.n_frames, im.size
-
-
-def _types(workflow: str) -> set[str]:
-    return {n["type"] for n in json.loads((ROOT / "workflows" / workflow).read_text())["nodes"]}
+def _run(workflow, tmp_path, sets, models_dir):
+    return [p for p in run_workflow_cli(workflow, tmp_path / "out", sets, models_dir) if p.suffix == ".webp"]
 
 
 def test_reference_image_video_workflow_runs_headless(tmp_path, sd15_ckpt):
     assert {"CheckpointLoaderSimple", "KSampler", "ReferenceImageCondition", "BaseResidualNoise",
-            "SamplerCustomAdvanced", "VAEDecode", "SaveAnimatedWEBP"} <= _types("reference_image_video.json")
+            "SamplerCustomAdvanced", "VAEDecode", "SaveAnimatedWEBP"} <= workflow_node_types("reference_image_video.json")
     files = _run("reference_image_video.json", tmp_path,
                  ["4.width=64", "4.height=64", "6.width=64", "6.height=64", "6.batch_size=3", "5.steps=1",
                   "11.steps=1"], Path(sd15_ckpt).parent.parent)
     assert len(files) == 1
-    assert _frames(files[0]) == (3, (64, 64))
+    assert webp_frames(files[0]) == (3, (64, 64))
 
 
 def test_cross_stream_video_workflow_runs_headless(tmp_path, sd15_ckpt):
     assert {"CheckpointLoaderSimple", "CrossStreamAttention", "KSampler", "SaveAnimatedWEBP"} <= \
-        _types("cross_stream_video.json")
+        workflow_node_types("cross_stream_video.json")
     files = _run("cross_stream_video.json", tmp_path,
                  ["4.width=64", "4.height=64", "4.batch_size=3", "6.steps=1"], Path(sd15_ckpt).parent.parent)
     assert len(files) == 1
-    assert _frames(files[0]) == (3, (64, 64))
+    assert webp_frames(files[0]) == (3, (64, 64))

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from tools import fixtures
+from tools.testing import run_workflow_cli, webp_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = "IterativeReuseSampler"
@@ -299,16 +297,9 @@ def test_workflow_runs_headless_on_random_sd15(sd15_ckpt, tmp_path):
     latent_node = next(n for n in data["nodes"] if n["type"] == "EmptyLatentImage")
     assert next(n for n in data["nodes"] if n["type"] == "CheckpointLoaderSimple")["widgets_values"] == ["random_sd15.safetensors"]
     s, lt = sampler["id"], latent_node["id"]
-    cmd = [sys.executable, str(ROOT / "tools" / "run_workflow.py"), str(wf),
-           "--models-dir", str(Path(sd15_ckpt).parent.parent), "--output-dir", str(tmp_path), "--quiet",
-           "--set", f"{lt}.width=64", "--set", f"{lt}.height=64", "--set", f"{lt}.batch_size=4",
-           "--set", f"{s}.total_frames=6", "--set", f"{s}.overlap=2", "--set", f"{s}.steps=1"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    files = list(tmp_path.rglob("*.webp"))
-    assert len(files) == 1
-    from PIL import Image
-
-    with Image.open(files[0]) as im:
-        assert im.n_frames == 6 and im.size == (64, 64)
+    files = run_workflow_cli("iterative_reuse_long_video.json", tmp_path, models_dir=Path(sd15_ckpt).parent.parent,
+                             sets=[f"{lt}.width=64", f"{lt}.height=64", f"{lt}.batch_size=4",
+                                   f"{s}.total_frames=6", f"{s}.overlap=2", f"{s}.steps=1"])
+    webps = [f for f in files if f.suffix == ".webp"]
+    assert len(webps) == 1
+    assert webp_frames(webps[0]) == (6, (64, 64))

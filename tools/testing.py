@@ -1,0 +1,40 @@
+"""Helpers for tests that run bundled workflows headless, as a user would (a separate process)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .comfy_env import ROOT
+
+RUNNER = ROOT / "tools" / "run_workflow.py"
+INPUTS = ROOT / "workflows" / "inputs"
+
+
+def run_workflow_cli(workflow: str, out_dir: Path, sets=(), models_dir: Path | None = None,
+                     input_dir: Path | None = INPUTS, timeout: int = 900) -> list[Path]:
+    """Run ``workflows/<workflow>`` through ``tools/run_workflow.py`` in a subprocess; assert it succeeds
+    and return the files it wrote under ``out_dir`` (sorted)."""
+    cmd = [sys.executable, str(RUNNER), str(ROOT / "workflows" / workflow), "--output-dir", str(out_dir), "--quiet"]
+    if models_dir is not None:
+        cmd += ["--models-dir", str(models_dir)]
+    if input_dir is not None:
+        cmd += ["--input-dir", str(input_dir)]
+    for s in sets:
+        cmd += ["--set", s]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return sorted(p for p in Path(out_dir).rglob("*") if p.is_file())
+
+
+def webp_frames(path: Path) -> tuple[int, tuple[int, int]]:
+    """(frame count, (width, height)) of an animated WebP."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.n_frames, im.size
+
+
+def workflow_node_types(workflow: str) -> set[str]:
+    return {n["type"] for n in json.loads((ROOT / "workflows" / workflow).read_text())["nodes"]}
