@@ -18,8 +18,8 @@ run:              ## any workflow: make run WORKFLOW=workflows/x.json ARGS="--se
 	@test -n "$(WORKFLOW)" || { echo "usage: make run WORKFLOW=file.json [ARGS=...]" >&2; exit 2; }
 	$(PY) $(RUNNER) $(WORKFLOW) $(ARGS)
 
-models:           ## write the random-weight SD1.5 checkpoint used by tests and workflows
-	$(PY) bench/make_random_sd15.py .cache/models/checkpoints/random_sd15.safetensors
+models:           ## write (once) the random-weight SD1.5 checkpoint used by tests and workflows; prints its path
+	$(PY) -c "import sys; sys.path.insert(0, '.'); from tools.fixtures import random_sd15_checkpoint as r; print(r())"
 
 bench:            ## every benchmark; each writes bench/results/*.json
 	for b in bench/noise.py bench/interpolation.py bench/iterative.py bench/attention.py bench/motion.py; do \
