@@ -117,6 +117,16 @@ def correlated_noise(residual: torch.Tensor, base: torch.Tensor, mode: str, base
     eta in progressive mode); ``base`` is the shared noise (unused in progressive mode).
     ``inplace=True`` lets shared/mixed modes overwrite ``residual``."""
     frames = residual.shape[frame_dim]
+    if mode == "shared" and not schedule:
+        # The same equation with scalar weights: lambda is base_ratio everywhere but at the key frame,
+        # whose noise is the base itself (sqrt(1) * b + sqrt(0) * r).
+        if base_ratio == 0:
+            return residual
+        k = resolve_key_frame(frames, key_frame)
+        out = residual.mul_(math.sqrt(1.0 - base_ratio)) if inplace else residual * math.sqrt(1.0 - base_ratio)
+        out.add_(base, alpha=math.sqrt(base_ratio))
+        out.select(frame_dim, k).copy_(base.select(frame_dim, 0))
+        return out
     if mode == "shared":
         lam = frame_lambdas(frames, base_ratio, key_frame, schedule)
         if not bool(lam.any()):
