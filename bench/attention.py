@@ -1,116 +1,143 @@
 #!/usr/bin/env python3
 """Per-step cost of ReferenceImageCondition and CrossStreamAttention against the unpatched model.
 
-Same model, latent, seed and sampler in one run; configurations are interleaved over repeats and the
-median per-step time is used (the machine may be shared). Writes ``bench/results/attention.json``.
+Every configuration samples the same latent with the same seed through ComfyUI's own
+``nodes.KSampler`` (euler, CFG, so cond + uncond = 2 x frames rows per model call); the time of a
+``--steps``-step run divided by the steps is the per-step time. Configurations are timed with
+``bench/_common.timeit_many``: warm-up runs, then samples interleaved unpatched / reference /
+cross-stream / ... so that each sees the same load on the (shared) machine, and the minimum per
+configuration. Torch runs on ``--threads`` threads (1 by default: on a small shared CPU,
+multi-threaded kernels mostly time the contention).
 
-    .venv/bin/python bench/attention.py [--model tiny|sd15] [--frames 16] [--size 32] [--steps 2] [--repeats 3]
+    .venv/bin/python bench/attention.py            # full-size SD1.5 U-Net, 16 frames, 16x16 latent
+                                                   # -> bench/results/attention.json, then the tiny
+                                                   # U-Net with every mode -> attention_tiny.json
 
-``--model sd15`` is the full-size SD1.5 U-Net architecture (random weights, tools.fixtures.sd15_model);
-``tiny`` is the tests' small SD1.5-architecture U-Net (32 channels), whose attention is a larger share
-of the step than in SD1.5, so its ratios are the pessimistic case.
+``write_pass_floor`` is the unpatched model on one frame without CFG (one batch-1 forward per step),
+i.e. the cost of the reference write pass on its own: on a CPU a batch-1 forward is bound by streaming
+the weights, so it costs several times its 1/(2F) share of a 2F-row forward.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import timeit_many, write_results  # noqa: E402
 from tools import comfy_env, fixtures  # noqa: E402
+
+
+def measure(model_kind: str, frames: int, size: int, steps: int, repeat: int, warmup: int, cfg: float,
+            all_modes: bool) -> dict:
+    import nodes
+    import torch
+
+    from coherent_video.nodes.cross_stream import CrossStreamAttention
+    from coherent_video.nodes.reference_image import ReferenceImageCondition
+
+    if model_kind == "sd15":
+        model, ctx_dim = fixtures.sd15_model(), 768
+        desc = "full-size SD1.5 U-Net (random weights, tools.fixtures.sd15_model)"
+    else:
+        model, ctx_dim = fixtures.tiny_model(), fixtures.TINY_CONTEXT_DIM
+        desc = "tiny SD1.5-architecture U-Net (model_channels 32, tools.fixtures.tiny_model)"
+    pos = fixtures.tiny_cond(tokens=77, context_dim=ctx_dim, seed=1)
+    neg = fixtures.tiny_cond(tokens=77, context_dim=ctx_dim, seed=2)
+    video = {"samples": torch.zeros(frames, 4, size, size)}
+    one = {"samples": torch.zeros(1, 4, size, size)}
+    ref = {"samples": torch.randn(1, 4, size, size, generator=torch.Generator().manual_seed(0))}
+
+    m_ref, lat_ref = ReferenceImageCondition.execute(model, ref, video).args  # node defaults
+    configs = {
+        "unpatched": (model, video, cfg),
+        "reference": (m_ref, lat_ref, cfg),
+        "cross_stream": (CrossStreamAttention.execute(model, "anchor").args[0], video, cfg),
+        "write_pass_floor": (model, one, 1.0),
+    }
+    if all_modes:
+        configs["cross_stream_sparse_causal"] = (CrossStreamAttention.execute(model, "sparse_causal").args[0], video, cfg)
+        configs["cross_stream_mutual"] = (CrossStreamAttention.execute(model, "mutual").args[0], video, cfg)
+        m_both, lat_both = ReferenceImageCondition.execute(configs["cross_stream"][0], ref, video).args
+        configs["reference+cross_stream"] = (m_both, lat_both, cfg)
+
+    def sampler(m, lat, c):
+        return lambda: nodes.KSampler().sample(m, 0, steps, c, "euler", "normal", pos, neg, lat)
+
+    with torch.inference_mode():
+        secs = timeit_many({k: sampler(*c) for k, c in configs.items()}, repeat=repeat, warmup=warmup, min_sample_s=0.0)
+    per_step = {k: v / steps for k, v in secs.items()}
+    base = per_step["unpatched"]
+    ratios = {k: v / base for k, v in per_step.items()}
+
+    print(f"\nmodel={model_kind} frames={frames} latent={size}x{size} cfg={cfg} steps={steps} warmup={warmup} "
+          f"repeat={repeat} threads={torch.get_num_threads()}")
+    print(f"{'configuration':<30}{'s/step (min)':>14}{'ratio':>8}")
+    for k in configs:
+        print(f"{k:<30}{per_step[k]:>14.4f}{ratios[k]:>8.3f}")
+    target_ref = 1.10 + 1.0 / frames
+    print(f"targets: reference <= {target_ref:.4f}, cross-stream <= 1.15")
+    out = {
+        "reference_step_ratio": round(ratios["reference"], 4),
+        "cross_stream_step_ratio": round(ratios["cross_stream"], 4),
+        "frames": frames,
+        **{f"{k}_step_ratio": round(ratios[k], 4) for k in configs
+           if k not in ("unpatched", "reference", "cross_stream")},
+        "seconds_per_step": {k: round(v, 4) for k, v in per_step.items()},
+        "targets": {"reference": round(target_ref, 4), "cross_stream": 1.15},
+        "meets_targets": {"reference": ratios["reference"] <= target_ref, "cross_stream": ratios["cross_stream"] <= 1.15},
+        "model": desc,
+        "latent": [size, size],
+        "cfg": cfg, "cfg_branches": 2 if cfg != 1.0 else 1, "rows_per_model_call": (2 if cfg != 1.0 else 1) * frames,
+        "sampler": "nodes.KSampler euler/normal; per-step time = run time / steps",
+        "steps": steps, "warmup": warmup, "repeat": repeat,
+        "statistic": "min over interleaved samples (bench/_common.timeit_many)",
+        "node_settings": "node defaults (reference: strength 1, style_fidelity 0.5, attention_weight 1, adain_weight 0, "
+                         "anchor_first_frame on; cross-stream: anchor = first frame, all blocks)",
+    }
+    if model_kind == "tiny":
+        out["note"] = ("tiny U-Net (32 channels): self-attention is most of its step, so extending K/V costs it far "
+                       "more than SD1.5; the pessimistic case, not the figure the targets are about")
+    return out
+
+
+def _write(name: str, data: dict, command: str) -> None:
+    path = write_results(name, data)
+    saved = json.loads(path.read_text())
+    saved["command"] = command
+    path.write_text(json.dumps(saved, indent=2) + "\n")
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=["tiny", "sd15"], default="tiny")
+    ap.add_argument("--model", choices=["sd15", "tiny"], default="sd15")
     ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--size", type=int, default=32, help="latent height = width")
-    ap.add_argument("--steps", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--size", type=int, default=16, help="latent height = width (16 = 128x128 px)")
+    ap.add_argument("--steps", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=5, help="interleaved timed samples per configuration")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per configuration")
     ap.add_argument("--cfg", type=float, default=2.0)
-    ap.add_argument("--warmup", type=int, default=1, help="warm-up runs per configuration")
-    ap.add_argument("--only-main", action="store_true", help="skip the sparse_causal / mutual configurations")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "attention.json"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--skip-tiny", action="store_true", help="skip the tiny-U-Net run (attention_tiny.json)")
     args = ap.parse_args(argv)
+    command = "python bench/attention.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     comfy_env.bootstrap()
     comfy_env.init_all_nodes()
-    import comfy.model_management as mm
-    import nodes
     import torch
 
+    torch.set_num_threads(args.threads)
     comfy_env.load_pack_module()
-    from coherent_video.nodes.cross_stream import CrossStreamAttention
-    from coherent_video.nodes.reference_image import ReferenceImageCondition
 
-    if args.model == "sd15":
-        model, ctx_dim = fixtures.sd15_model(), 768
-    else:
-        model, ctx_dim = fixtures.tiny_model(), fixtures.TINY_CONTEXT_DIM
-    pos = fixtures.tiny_cond(tokens=77, context_dim=ctx_dim, seed=1)
-    neg = fixtures.tiny_cond(tokens=77, context_dim=ctx_dim, seed=2)
-    F, S = args.frames, args.size
-    video = {"samples": torch.zeros(F, 4, S, S)}
-    ref = {"samples": torch.randn(1, 4, S, S, generator=torch.Generator().manual_seed(0))}
-
-    m_ref, lat_ref = ReferenceImageCondition.execute(model, ref, video).args
-    configs = {
-        "unpatched": (model, video),
-        "reference": (m_ref, lat_ref),
-        "cross_stream": (CrossStreamAttention.execute(model, "anchor").args[0], video),
-    }
-    if not args.only_main:
-        configs["cross_stream_sparse_causal"] = (CrossStreamAttention.execute(model, "sparse_causal").args[0], video)
-        configs["cross_stream_mutual"] = (CrossStreamAttention.execute(model, "mutual").args[0], video)
-
-    def step_time(m, lat):
-        mm.soft_empty_cache()
-        t0 = time.perf_counter()
-        nodes.KSampler().sample(m, 0, args.steps, args.cfg, "euler", "normal", pos, neg, lat)
-        return (time.perf_counter() - t0) / args.steps
-
-    with torch.inference_mode():
-        for _ in range(args.warmup):
-            for m, lat in configs.values():
-                step_time(m, lat)
-        times = {k: [] for k in configs}
-        for _ in range(args.repeats):
-            for k, (m, lat) in configs.items():
-                times[k].append(step_time(m, lat))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    base = med["unpatched"]
-    ratios = {k: med[k] / base for k in configs}
-
-    print(f"\nmodel={args.model} frames={F} latent={S}x{S} cfg={args.cfg} steps={args.steps} repeats={args.repeats} "
-          f"device={mm.get_torch_device()}")
-    print(f"{'configuration':<30}{'s/step (median)':>16}{'ratio':>8}")
-    for k in configs:
-        print(f"{k:<30}{med[k]:>16.3f}{ratios[k]:>8.3f}")
-    target_ref = 1.10 + 1.0 / F
-    print(f"targets: reference <= {target_ref:.3f}, cross-stream <= 1.15")
-
-    result = {
-        "reference_step_ratio": round(ratios["reference"], 4),
-        "cross_stream_step_ratio": round(ratios["cross_stream"], 4),
-        "frames": F,
-        **{f"{k}_step_ratio": round(ratios[k], 4) for k in configs if k.startswith("cross_stream_")},
-        "seconds_per_step": {k: round(v, 4) for k, v in med.items()},
-        "targets": {"reference": round(target_ref, 4), "cross_stream": 1.15},
-        "model": "full-size SD1.5 U-Net (random weights)" if args.model == "sd15" else
-                 "tiny SD1.5-architecture U-Net (model_channels 32, tools.fixtures.tiny_model)",
-        "latent": [S, S], "cfg": args.cfg, "cfg_branches": 2 if args.cfg != 1.0 else 1, "steps": args.steps,
-        "repeats": args.repeats, "device": str(mm.get_torch_device()), "torch_threads": torch.get_num_threads(),
-        "command": "python bench/attention.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    result = measure(args.model, args.frames, args.size, args.steps, args.repeat, args.warmup, args.cfg,
+                     all_modes=args.model == "tiny")
+    _write("attention" if args.model == "sd15" else "attention_tiny", result, command.strip())
+    if args.model == "sd15" and not args.skip_tiny:
+        tiny = measure("tiny", args.frames, args.size, args.steps, args.repeat, args.warmup, args.cfg, all_modes=True)
+        _write("attention_tiny", tiny, command.strip() + " (second part; alone: python bench/attention.py --model tiny)")
     return result
 
 

@@ -21,6 +21,7 @@ Attention itself is passed in as ``attn(q, k, v) -> out`` (the hooks pass ComfyU
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, NamedTuple, Sequence
 
 import torch
@@ -113,10 +114,15 @@ def previous_positions(frame_index: Sequence[int]) -> list[int]:
     """Sparse-causal "previous frame" (Tune-A-Video Eq. 3) of every local frame, as local positions.
 
     Frame ``i`` looks at absolute frame ``i - 1``; frame 0 and a frame whose predecessor is not in the
-    window look at themselves.
+    window look at themselves. (Cached per window: it is asked for at every block.)
     """
-    pos = {int(a): i for i, a in enumerate(frame_index)}
-    return [pos.get(int(a) - 1, i) for i, a in enumerate(frame_index)]
+    return list(_previous_positions(tuple(int(a) for a in frame_index)))
+
+
+@lru_cache(maxsize=256)
+def _previous_positions(frame_index: tuple) -> tuple:
+    pos = {a: i for i, a in enumerate(frame_index)}
+    return tuple(pos.get(a - 1, i) for i, a in enumerate(frame_index))
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,7 +149,24 @@ def frame_tokens(x4: torch.Tensor, positions: Sequence[int] | int) -> torch.Tens
     """
     if isinstance(positions, int):
         return x4[:, positions:positions + 1]
-    return x4[:, list(positions)]
+    runs = _runs(tuple(int(p) for p in positions))
+    if len(runs) == 1:
+        return x4[:, runs[0][0]:runs[0][1]]
+    if len(runs) <= 4:  # e.g. sparse-causal [0, 0, 1, ..., F-2]: slices, no index tensor sent to the device
+        return torch.cat([x4[:, a:b] for a, b in runs], dim=1)
+    return x4.index_select(1, torch.tensor(positions, dtype=torch.long).to(x4.device, non_blocking=True))
+
+
+@lru_cache(maxsize=256)
+def _runs(positions: tuple) -> tuple:
+    """``positions`` as runs of consecutive indices, ``((start, stop), ...)``."""
+    runs = []
+    for p in positions:
+        if runs and runs[-1][1] == p:
+            runs[-1][1] = p + 1
+        else:
+            runs.append([p, p + 1])
+    return tuple((a, b) for a, b in runs)
 
 
 def temporal_mean(x4: torch.Tensor) -> torch.Tensor:
@@ -204,26 +227,51 @@ def chained_attention(attn: AttnFn, q: torch.Tensor, k: torch.Tensor, v: torch.T
     the concatenated attention (reference-only / cross-frame attention), weight 0 drops it (all
     weights 0 is the same call as plain ``attn(q, k, v)``, bit-identical), several at weight 1 are
     one joint attention over all extra tokens, and ``w`` in between is ``(1 - w) O_plain + w O_ext``
-    for a single extension. Subsets with a zero coefficient are never computed; branches with the
-    same weights share each attention call.
+    for a single extension.
+
+    Cost: one attention call per subset ``S`` with a non-zero coefficient for some branch, over
+    only the branches that need it (all branches in one call when they all do), with the extended
+    K/V built once for that call; subsets whose coefficient is zero everywhere are never computed.
+    The per-branch blend is done in place on views (a loop over at most the CFG branches, never
+    over frames).
     """
     if not extensions:
         return attn(q, k, v)
-    nb = layout.n_branches
-    groups: dict[tuple, list[int]] = {}
+    nb, f = layout.n_branches, layout.frames
+    terms: dict[tuple, list[float]] = {}
     for b in range(nb):
-        groups.setdefault(tuple(float(e.weights[b]) for e in extensions), []).append(b)
-    if len(groups) == 1:
-        (weights, rows), = groups.items()
-        return _blend_subsets(attn, q, k, v, extensions, weights, layout, None)
-    out = None
-    for weights, rows in groups.items():
-        r = _blend_subsets(attn, _select_rows(q, layout, rows), _select_rows(k, layout, rows),
-                           _select_rows(v, layout, rows), extensions, weights, layout, rows)
-        if out is None:
-            out = r.new_empty((nb * layout.frames, *r.shape[1:]))
-        out.view(nb, layout.frames, *r.shape[1:])[rows] = r.view(len(rows), layout.frames, *r.shape[1:])
-    return out
+        for subset, coef in subset_weights([e.weights[b] for e in extensions]):
+            terms.setdefault(subset, [0.0] * nb)[b] = coef
+    # the term that covers the most branches first: its output becomes the result buffer
+    order = sorted(terms.items(), key=lambda t: -sum(c != 0.0 for c in t[1]))
+    result = result4 = None
+    filled = [False] * nb
+    for subset, coefs in order:
+        rows = [b for b in range(nb) if coefs[b] != 0.0]
+        every = len(rows) == nb
+        qs, ks, vs = (q, k, v) if every else (_select_rows(t, layout, rows) for t in (q, k, v))
+        if subset:
+            o = attn(qs, *extend_kv(ks, vs, [extensions[i] for i in subset], layout, None if every else rows))
+        else:
+            o = attn(qs, ks, vs)
+        o4 = o.view(len(rows), f, *o.shape[1:])
+        if result is None:
+            if every:
+                result, result4 = o, o4
+                for j, b in enumerate(rows):
+                    if coefs[b] != 1.0:
+                        o4[j].mul_(coefs[b])
+                    filled[b] = True
+                continue
+            result = o.new_empty((nb * f, *o.shape[1:]))
+            result4 = result.view(nb, f, *o.shape[1:])
+        for j, b in enumerate(rows):
+            if filled[b]:
+                result4[b].add_(o4[j], alpha=coefs[b])
+            else:
+                torch.mul(o4[j], coefs[b], out=result4[b])
+                filled[b] = True
+    return result
 
 
 def subset_weights(weights: Sequence[float]) -> list[tuple[tuple[int, ...], float]]:
@@ -239,19 +287,6 @@ def subset_weights(weights: Sequence[float]) -> list[tuple[tuple[int, ...], floa
                 nxt.append((s + (i,), c * w))
         terms = nxt
     return [(s, c) for s, c in terms if c != 0.0]
-
-
-def _blend_subsets(attn, q, k, v, extensions, weights, layout, rows):
-    result = None
-    for subset, coef in subset_weights(weights):
-        if subset:
-            o = attn(q, *extend_kv(k, v, [extensions[i] for i in subset], layout, rows))
-        else:
-            o = attn(q, k, v)
-        if coef == 1.0:
-            return o
-        result = o * coef if result is None else result.add_(o, alpha=coef)
-    return result
 
 
 def branch_weights(layout: BatchLayout, strength: float, uncond_fidelity: float = 0.0) -> tuple:
@@ -281,7 +316,16 @@ def adain(h: torch.Tensor, ref_mean: torch.Tensor, ref_std: torch.Tensor, eps: f
 
 
 def blend_rows(h: torch.Tensor, target: torch.Tensor, layout: BatchLayout, weights: Sequence[float]) -> torch.Tensor:
-    """``h + w_b (target - h)`` with one weight per branch ``b`` (frames of a branch share it)."""
-    w = torch.tensor([float(x) for x in weights], dtype=h.dtype, device=h.device)
-    w = w.repeat_interleave(layout.frames).view(-1, *([1] * (h.ndim - 1)))
-    return torch.lerp(h, target, w)
+    """``h + w_b (target - h)`` with one weight per branch ``b`` (frames of a branch share it).
+
+    Python-float weights (no host-to-device weight tensor per call); a loop over the CFG branches only.
+    """
+    ws = [float(x) for x in weights]
+    if all(w == ws[0] for w in ws):
+        w = ws[0]
+        return target if w == 1.0 else h if w == 0.0 else torch.lerp(h, target, w)
+    out = torch.empty_like(h)
+    h4, t4, o4 = to_frames(h, layout), to_frames(target, layout), to_frames(out, layout)
+    for b, w in enumerate(ws):
+        torch.lerp(h4[b], t4[b], w, out=o4[b])
+    return out

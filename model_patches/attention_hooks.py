@@ -11,8 +11,9 @@ Official hooks only, all on a clone:
   sampling step (one extra batch-1 forward at the current sigma, cached per sigma for the rest of the
   step), recording each selected block's reference K/V and AdaIN statistics.
 - ``input_block_patch`` / ``output_block_patch`` for AdaIN, ``denoise_mask_function`` for the
-  frame-0 anchor, and an ``OUTER_SAMPLE`` wrapper that gives every sampling run a fresh
-  :class:`RunState` (per-run caches) in ``transformer_options``.
+  frame-0 anchor, an ``OUTER_SAMPLE`` wrapper that gives every sampling run a fresh
+  :class:`RunState` (per-run caches) in ``transformer_options``, and an ``APPLY_MODEL`` wrapper
+  (:func:`call_scope`) that reads the sigma once per model call, so no per-block patch syncs the device.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from .errors import NodeInputError
 RUN_KEY = "coherent_video_run"          # RunState of the current sampling run
 BANKS_KEY = "coherent_video_banks"      # {uid: ReferenceBank} readable in this forward
 WRITING_KEY = "coherent_video_writing"  # (uid, ReferenceBank) while a reference write pass runs
+SIGMA_KEY = "coherent_video_sigma"      # this model call's sigma as a Python float (read once per call)
 WRAPPER_KEY = "coherent_video.attention"
 
 
@@ -137,9 +139,19 @@ def run_scope(executor, *args, **kwargs):
         to.pop(RUN_KEY, None)
 
 
+def call_scope(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
+    """APPLY_MODEL wrapper: this call's sigma as a float in ``transformer_options[SIGMA_KEY]``, so the
+    per-block patches never read a device tensor back to the host (one read per model call)."""
+    to = dict(transformer_options)
+    to[SIGMA_KEY] = float(t.max())
+    return executor(x, t, c_concat, c_crossattn, control, to, **kwargs)
+
+
 def _ensure_run_scope(m) -> None:
     if not m.get_wrappers(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY):
         m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, run_scope)
+    if not m.get_wrappers(WrappersMP.APPLY_MODEL, WRAPPER_KEY):
+        m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, WRAPPER_KEY, call_scope)
 
 
 def frame_index_of(options: dict) -> tuple | None:
@@ -168,6 +180,10 @@ def layout_of(options: dict, batch: int) -> BatchLayout:
 
 
 def current_sigma(options: dict) -> float | None:
+    """This call's sigma: the float :func:`call_scope` stored, else read from ``options["sigmas"]``."""
+    f = options.get(SIGMA_KEY)
+    if f is not None:
+        return f
     s = options.get("sigmas")
     if s is None:
         return None
@@ -346,13 +362,16 @@ class ReferenceWriter:
         ref, noise = self._latents(base_model, x)
         if self.s.concat:
             c_concat = ref.expand(x.shape[0], *ref.shape[1:])
-        sigma = float(t.max())
+        sigma = transformer_options.get(SIGMA_KEY)
+        if sigma is None:
+            sigma = float(t.max())
         if not (self.s.write and self.s.strength > 0 and self.s.sigma_end <= sigma <= self.s.sigma_start):
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         run = transformer_options.get(RUN_KEY)
         bank = run.banks.get(self.s.uid) if run is not None else None
         if bank is None or bank.sigma != sigma:
-            bank = self._write(executor, base_model, x, t, c_concat, c_crossattn, transformer_options, kwargs, ref, noise)
+            bank = self._write(executor, base_model, x, t, sigma, c_concat, c_crossattn, transformer_options, kwargs, ref,
+                               noise)
             if run is not None:
                 run.banks[self.s.uid] = bank
                 run.writes[self.s.uid] = run.writes.get(self.s.uid, 0) + 1
@@ -360,7 +379,7 @@ class ReferenceWriter:
         to[BANKS_KEY] = {**(to.get(BANKS_KEY) or {}), self.s.uid: bank}
         return executor(x, t, c_concat, c_crossattn, control, to, **kwargs)
 
-    def _write(self, executor, base_model, x, t, c_concat, c_crossattn, transformer_options, kwargs, ref, noise):
+    def _write(self, executor, base_model, x, t, sigma, c_concat, c_crossattn, transformer_options, kwargs, ref, noise):
         layout = batch_layout(x.shape[0], transformer_options.get("cond_or_uncond"))
         j = layout.branches.index(0) if 0 in layout.branches else 0
         row, batch = j * layout.frames, x.shape[0]
@@ -370,10 +389,11 @@ class ReferenceWriter:
 
         t1 = t[row:row + 1]
         x_ref = base_model.model_sampling.noise_scaling(t1, noise, ref)
-        bank = ReferenceBank(float(t.max()))
+        bank = ReferenceBank(sigma)
         to = {k: v for k, v in transformer_options.items() if k not in (BANKS_KEY, "ad_params", "context_window")}
         to["cond_or_uncond"] = [layout.branches[j]]
         to["sigmas"] = t1
+        to[SIGMA_KEY] = sigma
         to[WRITING_KEY] = (self.s.uid, bank)
         kw = {k: one(v) for k, v in kwargs.items()}
         cc = ref if self.s.concat else one(c_concat)
@@ -398,10 +418,17 @@ class FirstFrameAnchor:
     def __call__(self, sigma, denoise_mask, extra_options):
         if self.previous is not None:
             denoise_mask = self.previous(sigma, denoise_mask, extra_options)
-        s = float(sigma.max()) if torch.is_tensor(sigma) else float(sigma)
-        if self.sigma_end <= s <= self.sigma_start and denoise_mask.shape[0] > 0:
-            denoise_mask = denoise_mask.clone()
-            denoise_mask[0] = 0
+        if denoise_mask.shape[0] == 0:
+            return denoise_mask
+        if not torch.is_tensor(sigma):
+            if not (self.sigma_end <= float(sigma) <= self.sigma_start):
+                return denoise_mask
+            keep = 1.0
+        else:  # decided on the device: no host read of sigma
+            s = sigma.max()
+            keep = ((s <= self.sigma_start) & (s >= self.sigma_end)).to(denoise_mask.dtype)
+        denoise_mask = denoise_mask.clone()
+        denoise_mask[0] = denoise_mask[0] * (1 - keep)
         return denoise_mask
 
 

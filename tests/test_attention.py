@@ -114,6 +114,14 @@ def test_index_helpers(A):
     assert A.resolve_anchor("index", 3, 16, range(16)) == 3 and A.resolve_anchor("first", 3, 16, range(16)) == 0
 
 
+
+@pytest.mark.parametrize("positions", [[2], [0, 1, 2, 3], [0, 0, 1, 2], [3, 1, 4, 1, 5, 0, 2, 6], [1, 1, 1, 1]])
+def test_frame_tokens_equals_indexing(A, positions):
+    x4 = torch.randn(2, 8, N, D)
+    got = A.frame_tokens(x4, positions)
+    assert torch.equal(got, x4[:, positions])
+    assert torch.equal(A.frame_tokens(x4, 5), x4[:, 5:6])
+
 # ------------------------------------------------------------------------------------- K/V math
 def test_extend_kv_broadcasts_one_shared_frame(A):
     lay = A.batch_layout(2 * 3, [0, 1])
@@ -155,6 +163,32 @@ def test_chained_attention_equations(A):
     torch.testing.assert_close(A.chained_attention(attn, q, k, v, [w(e1, 0.0), e2], lay), o(e2))
     assert A.subset_weights([1.0, 0.0, 0.5]) == [((0,), 0.5), ((0, 2), 0.5)]
 
+
+
+@pytest.mark.parametrize("w1,w2", [((0.0, 1.0, 0.4), (1.0, 0.5, 0.0)), ((0.0, 1.0, 0.0), None), ((0.5, 0.5, 1.0), (0.0, 0.0, 0.0))])
+def test_chained_attention_per_branch_weights(A, w1, w2):
+    """Branches with different weights (cond vs uncond, style fidelity) in one call equal each branch
+    computed alone, also when no term of the blend covers every branch."""
+    branches, frames = (0, 1, 0), 2
+    lay = A.batch_layout(len(branches) * frames, list(branches))
+    q, k, v = qkv(branches, frames, seed=4)
+    g = torch.Generator().manual_seed(9)
+    e1 = A.KVExtension((torch.randn(1, 1, 3, D, generator=g),), (torch.randn(1, 1, 3, D, generator=g),), w1)
+    per_branch = torch.randn(3, frames, 4, D, generator=g)
+    exts = [e1] if w2 is None else [e1, A.KVExtension((per_branch,), (per_branch * 0.5,), w2)]
+
+    def attn(q_, k_, v_):
+        return torch.stack([direct(q_[i], k_[i], v_[i]) for i in range(q_.shape[0])])
+
+    got = A.chained_attention(attn, q, k, v, exts, lay)
+    one = A.batch_layout(frames, [0])
+    for b in range(len(branches)):
+        rows = slice(b * frames, (b + 1) * frames)
+        mine = [e._replace(ks=tuple(x[b:b + 1] if x.shape[0] > 1 else x for x in e.ks),
+                           vs=tuple(x[b:b + 1] if x.shape[0] > 1 else x for x in e.vs), weights=(e.weights[b],))
+                for e in exts]
+        want = A.chained_attention(attn, q[rows], k[rows], v[rows], mine, one)
+        torch.testing.assert_close(got[rows], want, atol=1e-6, rtol=1e-5)
 
 def test_adain_matches_reference_statistics(A):
     g = torch.Generator().manual_seed(0)
