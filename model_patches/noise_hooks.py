@@ -92,7 +92,6 @@ class CorrelatedNoiseSampler:
         self.settings = settings
         self.shape, self.dtype, self.device = x.shape, x.dtype, x.device
         self.generator = torch.Generator(device="cpu").manual_seed(derived_seed(seed, salt=0x5DEECE66D))
-        self.seed = seed
 
     def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
         r = torch.randn(self.shape, generator=self.generator, dtype=self.dtype, device="cpu")

@@ -39,9 +39,6 @@ def deterministic_init_(module: torch.nn.Module, seed: int = 0, gain: float = 1.
             p.zero_()
         else:
             p.fill_(1.0)
-    for name, b in module.named_buffers():
-        if b.is_floating_point() and "position_ids" not in name:
-            pass
     return module
 
 

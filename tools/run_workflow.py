@@ -71,8 +71,6 @@ class HeadlessServer:
                 cls = self.prompt.get(str(node), {}).get("class_type", "?")
                 self._t0[node] = time.perf_counter()
                 self._say(f"[run] node {node} ({cls}) ...")
-        elif event == "executed" and isinstance(data, dict):
-            pass
         elif event == "progress" and isinstance(data, dict):
             v, m = data.get("value"), data.get("max")
             if not self.quiet and (v == m or v == 1 or (m and v % max(1, m // 10) == 0)):
@@ -108,7 +106,7 @@ def _model_folder_hint(class_type: str, input_name: str) -> str | None:
             names = set(folder_paths.get_filename_list(folder))
         except Exception:
             continue
-        if names and names == options or (not options - names and options):
+        if options <= names:
             return f"model folder '{folder}', searched: {paths}"
     return None
 

@@ -56,8 +56,6 @@ def build_ui_workflow(spec: list[dict]) -> dict:
                 links.append([link_id, src_id, slot, n["id"], len(inputs), ltype])
                 out_links.setdefault((src_id, slot), []).append(link_id)
                 entry["link"] = link_id
-            elif opts.get("optional") or name in (it.get("optional") or {}):
-                pass
             inputs.append(entry)
         node_inputs[n["id"]] = inputs
     for order, n in enumerate(spec):
