@@ -280,7 +280,7 @@ class ReferenceExtender:
         writing = options.get(WRITING_KEY)
         if writing is not None:
             if writing[0] == self.s.uid:
-                writing[1].kv[key] = (k, v)
+                writing[1].kv[key] = (k[:1], v[:1])  # the write batch repeats one image: its first row
             return None
         bank = (options.get(BANKS_KEY) or {}).get(self.s.uid)
         if bank is None or key not in bank.kv:
@@ -303,7 +303,7 @@ class _AdainBase:
         writing = options.get(WRITING_KEY)
         if writing is not None:
             if writing[0] == self.s.uid:
-                writing[1].stats[key] = channel_stats(h)
+                writing[1].stats[key] = channel_stats(h[:1])
             return h
         bank = (options.get(BANKS_KEY) or {}).get(self.s.uid)
         if bank is None or key not in bank.stats:
@@ -383,22 +383,59 @@ class ReferenceWriter:
         layout = batch_layout(x.shape[0], transformer_options.get("cond_or_uncond"))
         j = layout.branches.index(0) if 0 in layout.branches else 0
         row, batch = j * layout.frames, x.shape[0]
+        # One image, unless a pack normalises over whole clips (see write_rows): then the reference is
+        # repeated to this call's clip length and only its first row is recorded. Temporal layers of
+        # other packs (motion modules) are skipped either way, so both give the same bank.
+        rows = write_rows(transformer_options, layout.frames)
 
         def one(v):
-            return v[row:row + 1] if torch.is_tensor(v) and v.ndim > 0 and v.shape[0] == batch else v
+            if not (torch.is_tensor(v) and v.ndim > 0 and v.shape[0] == batch):
+                return v
+            return v[row:row + 1].expand(rows, *v.shape[1:]) if rows > 1 else v[row:row + 1]
 
-        t1 = t[row:row + 1]
-        x_ref = base_model.model_sampling.noise_scaling(t1, noise, ref)
+        t1 = one(t)
+        x_ref = base_model.model_sampling.noise_scaling(t1, noise.expand(rows, *noise.shape[1:]),
+                                                        ref.expand(rows, *ref.shape[1:]))
         bank = ReferenceBank(sigma)
         to = {k: v for k, v in transformer_options.items() if k not in (BANKS_KEY, "ad_params", "context_window")}
+        to["patches"] = skip_temporal_layers(to.get("patches") or {})
         to["cond_or_uncond"] = [layout.branches[j]]
         to["sigmas"] = t1
         to[SIGMA_KEY] = sigma
         to[WRITING_KEY] = (self.s.uid, bank)
         kw = {k: one(v) for k, v in kwargs.items()}
-        cc = ref if self.s.concat else one(c_concat)
+        cc = ref.expand(rows, *ref.shape[1:]) if self.s.concat else one(c_concat)
         executor(x_ref, t1, cc, one(c_crossattn), None, to, **kw)
         return bank
+
+
+def _skip_layer(layer, x, *args, **kwargs):
+    return x
+
+
+def skip_temporal_layers(patches: dict) -> dict:
+    """``patches`` for the reference write pass: every layer type another pack routes through
+    ``forward_timestep_embed_patch`` (AnimateDiff's motion modules and other layers a pack injects into
+    the U-Net) passes its input through unchanged. The reference is one still image: its K/V and
+    statistics come from the image model alone, and a motion module never sees a batch that is not a
+    clip."""
+    handlers = patches.get("forward_timestep_embed_patch")
+    if not handlers:
+        return patches
+    out = dict(patches)
+    out["forward_timestep_embed_patch"] = [(cls, _skip_layer) for cls, _ in handlers]
+    return out
+
+
+def write_rows(transformer_options: dict, clip_frames: int) -> int:
+    """Rows of the write pass: 1, or ``clip_frames`` when a ``DIFFUSION_MODEL`` wrapper normalises over
+    whole clips (AnimateDiff-Evolved's v1 GroupNorm, key ``ADE_groupnormed_diffusion_model``, divides the
+    batch into clips of the context or video length). GroupNorm over identical frames has the
+    statistics of one frame, so the first row equals the batch-1 result."""
+    wrappers = (transformer_options.get("wrappers") or {}).get(WrappersMP.DIFFUSION_MODEL) or {}
+    if any("groupnorm" in str(k).lower() for k in wrappers):
+        return max(int(clip_frames), 1)
+    return 1
 
 
 class FirstFrameAnchor:
