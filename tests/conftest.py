@@ -23,6 +23,11 @@ from tools import comfy_env, fixtures  # noqa: E402
 comfy_env.bootstrap()
 
 
+@pytest.fixture(autouse=True)
+def _comfyui_first_on_path():
+    comfy_env.prefer_comfyui_on_path()
+
+
 @pytest.fixture(scope="session")
 def comfy():
     comfy_env.init_all_nodes()

@@ -50,6 +50,21 @@ def bootstrap(cpu: bool | None = None) -> Path:
     return path
 
 
+def prefer_comfyui_on_path() -> None:
+    """Keep ComfyUI's folder first on ``sys.path``: its top-level ``nodes``/``utils`` must win over
+    this repository's ``nodes/`` package when a runner (``python -m pytest`` from the repository root,
+    pytest 9's rootdir handling) puts the repository in front of it after :func:`bootstrap`."""
+    path = str(comfyui_path())
+    if sys.path and sys.path[0] == path:
+        return
+    while path in sys.path:
+        sys.path.remove(path)
+    sys.path.insert(0, path)
+    mod = sys.modules.get("nodes")
+    if mod is not None and Path(getattr(mod, "__file__", "") or "").resolve().parent == ROOT / "nodes":
+        del sys.modules["nodes"]
+
+
 def load_pack_module():
     """Import this repository as a package named ``coherent_video`` (the way ComfyUI imports a node pack)."""
     import importlib.util
@@ -74,9 +89,9 @@ async def _init_nodes():
 def init_all_nodes() -> None:
     """Load ComfyUI's extra nodes and custom nodes (this pack is linked into custom_nodes/)."""
     import asyncio
-    import nodes
 
     if getattr(init_all_nodes, "_done", False):
         return
+    prefer_comfyui_on_path()
     asyncio.run(_init_nodes())
     init_all_nodes._done = True
