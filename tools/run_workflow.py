@@ -31,6 +31,12 @@ class RunError(Exception):
     pass
 
 
+# Every key ComfyUI's PromptExecutor reads from ``cache_args`` (0.3.75 reads "lru"/"ram" per cache type;
+# 0.35.1's execute_async reads cache_args["ram"] and cache_args["ram_inactive"] on every run). Zero:
+# no LRU and no RAM-pressure headroom, as main.py's defaults for the classic cache.
+CACHE_ARGS = {"lru": 0, "ram": 0, "ram_inactive": 0}
+
+
 def parse_set(items: list[str]) -> list[tuple[str, str, object]]:
     out = []
     for item in items or []:
@@ -211,7 +217,7 @@ def run(workflow: str, output_dir: str | None = None, models_dirs: list[str] | N
         raise RunError("validation failed:\n" + format_validation_errors(prompt, error, node_errors))
     _SERVER = HeadlessServer(prompt, quiet=quiet)
     executor = execution.PromptExecutor(_SERVER, cache_type=execution.CacheType.CLASSIC,
-                                        cache_args={"lru": 0, "ram": 0})
+                                        cache_args=dict(CACHE_ARGS))
     t0 = time.perf_counter()
     if not quiet:
         print(f"[run] {workflow} ({fmt} format, {len(prompt)} nodes), outputs: {good_outputs}", flush=True)

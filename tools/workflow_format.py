@@ -4,13 +4,16 @@ prompt format, using the node definitions (``INPUT_TYPES``) of the running Comfy
 Handled: positional widget values (a seed widget with ``control_after_generate`` carries one extra
 value after it; an upload widget carries one too), dict-valued ``widgets_values``, widgets converted
 to inputs, links, Reroute nodes, PrimitiveNode, muted nodes (mode 2) and bypassed nodes (mode 4:
-downstream inputs are passed through to the bypassed node's upstream input of the same type).
+downstream inputs are passed through to the bypassed node's upstream input of the same type),
+and V3 dynamic combos (``COMFY_DYNAMICCOMBO_V3``, e.g. SaveVideo's ``format``/``codec`` in ComfyUI 0.35):
+the selected option's widgets follow the combo's value and become ``<combo>.<input>`` API inputs.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # ComfyUI >= 0.3.7x V3 io.DynamicCombo (SaveVideo's format/codec in 0.35)
 VIRTUAL_TYPES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 MODE_MUTED, MODE_BYPASS = 2, 4
 
@@ -49,7 +52,20 @@ def _is_widget(type_: Any, opts: dict) -> bool:
         return False
     if isinstance(type_, (list, tuple)):
         return True
-    return isinstance(type_, str) and type_ in WIDGET_TYPES
+    return isinstance(type_, str) and (type_ in WIDGET_TYPES or type_ == DYNAMIC_COMBO)
+
+
+def dynamic_children(type_: Any, opts: dict, name: str, value: Any) -> list[tuple[str, list[set], Any, dict]]:
+    """A dynamic combo's widgets for the selected ``value`` as (name, extras, type, options): the frontend
+    shows the chosen option's inputs right after the combo, and the API prompt names them
+    ``<combo>.<input>`` (nested combos nest the prefix)."""
+    if type_ != DYNAMIC_COMBO:
+        return []
+    for option in opts.get("options") or []:
+        if isinstance(option, dict) and option.get("key") == value:
+            return [(f"{name}.{n}", _extras(n, t, o), t, o)
+                    for n, t, o in _ordered_inputs(option.get("inputs") or {}) if _is_widget(t, o)]
+    return []
 
 
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
@@ -71,8 +87,13 @@ def _extras(name: str, type_: Any, opts: dict) -> list[set]:
 
 
 def widget_layout(input_types: dict) -> list[tuple[str, list[set]]]:
-    """[(input name, the extra values it may carry), ...] in the frontend's widget order."""
-    return [(n, _extras(n, t, o)) for n, t, o in _ordered_inputs(input_types) if _is_widget(t, o)]
+    """[(input name, the extra values it may carry), ...] in the frontend's widget order (dynamic combos'
+    own widgets only; their options' widgets depend on the value, see :func:`dynamic_children`)."""
+    return [(n, e) for n, e, _, _ in _widget_specs(input_types)]
+
+
+def _widget_specs(input_types: dict) -> list[tuple[str, list[set], Any, dict]]:
+    return [(n, _extras(n, t, o), t, o) for n, t, o in _ordered_inputs(input_types) if _is_widget(t, o)]
 
 
 def ui_to_api(workflow: dict, input_types_of: Callable[[str], dict | None]) -> dict:
@@ -141,24 +162,28 @@ def ui_to_api(workflow: dict, input_types_of: Callable[[str], dict | None]) -> d
             raise WorkflowError(f"node {nid}: unknown node class '{ctype}' (is the custom node pack installed?)")
         inputs: dict[str, Any] = {}
         wv = node.get("widgets_values")
-        layout = widget_layout(input_types)
+        layout = _widget_specs(input_types)
         if isinstance(wv, dict):
-            for name, _ in layout:
+            for name, _, type_, opts in layout:  # the list grows by the chosen options' widgets
                 if name in wv:
                     inputs[name] = wv[name]
+                    layout += dynamic_children(type_, opts, name, wv[name])
         elif wv:
-            pos = 0
-            for name, extras in layout:
+            pos, i = 0, 0
+            while i < len(layout):
+                name, extras, type_, opts = layout[i]
+                i += 1
                 if pos >= len(wv):
                     break
                 inputs[name] = wv[pos]
                 pos += 1
+                layout[i:i] = dynamic_children(type_, opts, name, inputs[name])
                 for legal in extras:  # e.g. "fixed" after a seed, "image" after an upload combo
                     if pos < len(wv) and isinstance(wv[pos], str) and wv[pos] in legal:
                         pos += 1
             if pos < len(wv):
                 raise WorkflowError(f"node {nid} ({ctype}): widgets_values has {len(wv)} values but the node's "
-                                    f"widgets {[n for n, _ in layout]} take only {pos}")
+                                    f"widgets {[w[0] for w in layout]} take only {pos}")
         for inp in node.get("inputs") or []:
             name = inp.get("name")
             if inp.get("widget") and isinstance(inp["widget"], dict):
