@@ -41,7 +41,7 @@ def test_signature_ignores_core_inputs_but_not_ours(comfy, pack):
     data = json.loads(WORKFLOWS[0].read_text())
     pack_types = _pack_types()
     core = next(n for n in data["nodes"] if n["type"] not in pack_types and n.get("inputs"))
-    ours = next(n for n in data["nodes"] if n["type"] in pack_types)
+    ours = next(n for n in data["nodes"] if n["type"] in pack_types and n.get("outputs"))
     grown = json.loads(json.dumps(data))  # core gains an input in front of the others: link slots shift
     node = next(n for n in grown["nodes"] if n["id"] == core["id"])
     node["inputs"].insert(0, {"name": "new_core_input", "type": "FLOAT", "link": None, "widget": {"name": "x"}})
@@ -51,7 +51,7 @@ def test_signature_ignores_core_inputs_but_not_ours(comfy, pack):
     assert workflow_signature(grown, pack_types) == workflow_signature(data, pack_types)
     changed = json.loads(json.dumps(data))
     mine = next(n for n in changed["nodes"] if n["id"] == ours["id"])
-    mine["inputs"] = mine["inputs"][1:]
+    mine["outputs"][0]["type"] = "RENAMED"  # our node's schema is ours: a change must show
     assert workflow_signature(changed, pack_types) != workflow_signature(data, pack_types)
 
 
