@@ -125,6 +125,14 @@ class RunState:
     banks: dict = field(default_factory=dict)     # uid -> ReferenceBank (the current step's)
     anchors: dict = field(default_factory=dict)   # (uid, block, sigma, branches, abs frame) -> (k, v)
     writes: dict = field(default_factory=dict)    # uid -> number of write passes (for tests/bench)
+    anchor_sigma: float | None = None             # the step whose anchors are cached
+
+    def keep_anchors_of(self, sigma) -> None:
+        """Drop cached anchor K/V of earlier steps: the cache holds one step's anchors (at most one entry
+        per patch x block x branch set x anchor frame), however long the run."""
+        if sigma != self.anchor_sigma:
+            self.anchors.clear()
+            self.anchor_sigma = sigma
 
 
 def run_scope(executor, *args, **kwargs):
@@ -552,6 +560,8 @@ class CrossStreamExtender:
         windowed = frame_index_of(options) is not None
         run = options.get(RUN_KEY)
         ck = (self.s.uid, key, sigma, layout.branches, absolute)
+        if windowed and run is not None:
+            run.keep_anchors_of(sigma)
         pos = local_position(absolute, layout.frame_index)
         if pos is not None:
             ek, ev = frame_tokens(k4, pos), frame_tokens(v4, pos)

@@ -326,6 +326,22 @@ def test_sub_idxs_window_uses_absolute_anchor(H, branches):
     torch.testing.assert_close(got, expected_cross(q2, k2, v2, branches, 4, "anchor", 0), atol=2e-5, rtol=1e-4)
 
 
+def test_anchor_cache_holds_one_step(H):
+    """Over many steps (sigmas) the run's anchor cache holds only the current step's entries."""
+    run = H.RunState()
+    chain = H.AttentionChain(KEY, (cross(H, "anchor", "first"), cross(H, "sparse_causal", uid="cs2")))
+    sizes = []
+    for step, sigma in enumerate((9.0, 5.0, 2.0, 1.0, 0.5)):
+        for window in (range(0, 4), range(4, 8)):
+            q, k, v = qkv((1, 0), 4, seed=step)
+            o = _window_options(H, (1, 0), window, run, full=8)
+            o["sigmas"] = torch.full_like(o["sigmas"], sigma)
+            chain(q, k, v, o)
+        sizes.append(len(run.anchors))
+        assert all(key[2] == sigma for key in run.anchors)
+    assert sizes == [2] * 5  # two patches x one block x one branch set x anchor frame 0
+
+
 def test_sub_idxs_window_anchor_index_inside_and_sparse_causal(H):
     branches = (0, 1)
     q, k, v = qkv(branches, 4, seed=5)

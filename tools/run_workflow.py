@@ -2,11 +2,12 @@
 """Run a ComfyUI workflow JSON headless, in-process, with ComfyUI's own validation and executor.
 
     python tools/run_workflow.py WORKFLOW.json [--output-dir D] [--models-dir D] [--input-dir D]
-                                 [--set NODE_ID.INPUT=VALUE ...] [--cpu] [--quiet]
+                                 [--custom-nodes-dir D] [--set NODE_ID.INPUT=VALUE ...] [--cpu] [--quiet]
 
 WORKFLOW.json may be the UI format the frontend saves (nodes/links) or the API prompt format.
 ``--models-dir`` adds a folder laid out like ComfyUI's ``models/`` (checkpoints/, loras/, ...) to the
-search paths; ``--set`` overrides an input after conversion (VALUE is parsed as JSON when it can be,
+search paths, for every model folder including those node packs register while loading
+(``animatediff_models/``...); ``--custom-nodes-dir`` loads the node packs in another folder; ``--set`` overrides an input after conversion (VALUE is parsed as JSON when it can be,
 else taken as a string). Seeds are used as saved ("randomize" is not applied headless).
 Exit code 0 on success, 1 on a validation or execution error, 2 on bad usage.
 """
@@ -155,7 +156,24 @@ def apply_sets(prompt: dict, sets) -> None:
         prompt[node_id]["inputs"][name] = value
 
 
-def setup_comfy(output_dir: str | None, input_dir: str | None, models_dirs: list[str], cpu: bool | None):
+def register_models_dir(md: str) -> None:
+    """Add ``md/<folder>`` for every model folder ComfyUI knows now (core's and those packs registered while
+    loading, e.g. AnimateDiff-Evolved's ``animatediff_models``), and the legacy names unet/ and clip/."""
+    import folder_paths
+
+    for folder in list(folder_paths.folder_names_and_paths):
+        sub = os.path.join(md, folder)
+        if folder != "custom_nodes" and os.path.isdir(sub):
+            folder_paths.add_model_folder_path(folder, os.path.abspath(sub))
+    # legacy folder names map onto their current keys (unet -> diffusion_models, clip -> text_encoders)
+    for legacy, current in (("unet", "diffusion_models"), ("clip", "text_encoders")):
+        sub = os.path.join(md, legacy)
+        if os.path.isdir(sub) and current in folder_paths.folder_names_and_paths:
+            folder_paths.add_model_folder_path(current, os.path.abspath(sub))
+
+
+def setup_comfy(output_dir: str | None, input_dir: str | None, models_dirs: list[str], cpu: bool | None,
+                custom_nodes_dirs: list[str] | None = None):
     comfy_env.bootstrap(cpu=cpu)
     import folder_paths
 
@@ -169,16 +187,13 @@ def setup_comfy(output_dir: str | None, input_dir: str | None, models_dirs: list
     for md in models_dirs or []:
         if not os.path.isdir(md):
             raise RunError(f"--models-dir {md}: not a folder")
-        for folder in list(folder_paths.folder_names_and_paths):
-            sub = os.path.join(md, folder)
-            if os.path.isdir(sub):
-                folder_paths.add_model_folder_path(folder, os.path.abspath(sub))
-        # legacy folder names map onto their current keys (unet -> diffusion_models, clip -> text_encoders)
-        for legacy, current in (("unet", "diffusion_models"), ("clip", "text_encoders")):
-            sub = os.path.join(md, legacy)
-            if os.path.isdir(sub) and current in folder_paths.folder_names_and_paths:
-                folder_paths.add_model_folder_path(current, os.path.abspath(sub))
+    for cd in custom_nodes_dirs or []:  # as extra_model_paths.yaml's custom_nodes: every pack in it loads
+        if not os.path.isdir(cd):
+            raise RunError(f"--custom-nodes-dir {cd}: not a folder")
+        folder_paths.add_model_folder_path("custom_nodes", os.path.abspath(cd))
     comfy_env.init_all_nodes()
+    for md in models_dirs or []:  # after the packs loaded: their own model folders are known now
+        register_models_dir(md)
     import comfy.utils
 
     def hook(value, total, preview_image, prompt_id=None, node_id=None):
@@ -197,12 +212,12 @@ _SERVER: HeadlessServer | None = None
 
 def run(workflow: str, output_dir: str | None = None, models_dirs: list[str] | None = None,
         input_dir: str | None = None, sets: list[str] | None = None, cpu: bool | None = None,
-        quiet: bool = False) -> dict:
+        quiet: bool = False, custom_nodes_dirs: list[str] | None = None) -> dict:
     """Run a workflow in-process. Returns {"prompt", "outputs", "files"}; raises RunError on failure."""
     global _SERVER
     import asyncio
 
-    setup_comfy(output_dir, input_dir, models_dirs or [], cpu)
+    setup_comfy(output_dir, input_dir, models_dirs or [], cpu, custom_nodes_dirs)
     import execution
     import folder_paths
 
@@ -251,6 +266,8 @@ def main(argv=None) -> int:
     ap.add_argument("--output-dir", default=None, help="where outputs go (default: ComfyUI's output/)")
     ap.add_argument("--models-dir", action="append", default=[], help="a folder laid out like ComfyUI's models/")
     ap.add_argument("--input-dir", default=None, help="ComfyUI's input folder for Load* nodes")
+    ap.add_argument("--custom-nodes-dir", action="append", default=[],
+                    help="an extra folder of node packs to load (as extra_model_paths.yaml's custom_nodes)")
     ap.add_argument("--set", action="append", default=[], metavar="NODE_ID.INPUT=VALUE")
     ap.add_argument("--cpu", action="store_true", default=None, help="force CPU even when CUDA is present")
     ap.add_argument("--quiet", action="store_true")
@@ -260,7 +277,7 @@ def main(argv=None) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING)
     try:
-        run(a.workflow, a.output_dir, a.models_dir, a.input_dir, a.set, a.cpu, a.quiet)
+        run(a.workflow, a.output_dir, a.models_dir, a.input_dir, a.set, a.cpu, a.quiet, a.custom_nodes_dir)
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -13,7 +13,8 @@ INPUTS = ROOT / "workflows" / "inputs"
 
 
 def run_workflow_cli(workflow: str, out_dir: Path, sets=(), models_dir: Path | None = None,
-                     input_dir: Path | None = INPUTS, timeout: int = 900) -> list[Path]:
+                     input_dir: Path | None = INPUTS, timeout: int = 900,
+                     custom_nodes_dir: Path | None = None) -> list[Path]:
     """Run ``workflows/<workflow>`` through ``tools/run_workflow.py`` in a subprocess; assert it succeeds
     and return the files it wrote under ``out_dir`` (sorted)."""
     cmd = [sys.executable, str(RUNNER), str(ROOT / "workflows" / workflow), "--output-dir", str(out_dir), "--quiet"]
@@ -21,6 +22,8 @@ def run_workflow_cli(workflow: str, out_dir: Path, sets=(), models_dir: Path | N
         cmd += ["--models-dir", str(models_dir)]
     if input_dir is not None:
         cmd += ["--input-dir", str(input_dir)]
+    if custom_nodes_dir is not None:
+        cmd += ["--custom-nodes-dir", str(custom_nodes_dir)]
     for s in sets:
         cmd += ["--set", s]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
