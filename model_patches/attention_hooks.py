@@ -18,6 +18,7 @@ Official hooks only, all on a clone:
 from __future__ import annotations
 
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -37,6 +38,7 @@ RUN_KEY = "coherent_video_run"          # RunState of the current sampling run
 BANKS_KEY = "coherent_video_banks"      # {uid: ReferenceBank} readable in this forward
 WRITING_KEY = "coherent_video_writing"  # (uid, ReferenceBank) while a reference write pass runs
 SIGMA_KEY = "coherent_video_sigma"      # this model call's sigma as a Python float (read once per call)
+SAMPLING_KEY = "coherent_video_model_sampling"  # the model_sampling this call samples with
 WRAPPER_KEY = "coherent_video.attention"
 
 
@@ -152,6 +154,7 @@ def call_scope(executor, x, t, c_concat=None, c_crossattn=None, control=None, tr
     per-block patches never read a device tensor back to the host (one read per model call)."""
     to = dict(transformer_options)
     to[SIGMA_KEY] = float(t.max())
+    to[SAMPLING_KEY] = getattr(executor.class_obj, "model_sampling", None)
     return executor(x, t, c_concat, c_crossattn, control, to, **kwargs)
 
 
@@ -200,6 +203,25 @@ def current_sigma(options: dict) -> float | None:
 
 def _in_range(sigma: float | None, sigma_start: float, sigma_end: float) -> bool:
     return sigma is None or sigma_end <= sigma <= sigma_start
+
+
+_BOUNDS = weakref.WeakKeyDictionary()  # model_sampling -> {(start %, end %): (sigma_start, sigma_end)}
+
+
+def sigma_bounds(model_sampling, start_percent, end_percent, fallback: tuple[float, float]) -> tuple[float, float]:
+    """``[start_percent, end_percent]`` of sampling as ``(sigma_start, sigma_end)`` of the model_sampling the
+    model samples with now, not the one it had when the node ran: a later node (AnimateDiff-Evolved's
+    loader and its beta schedule, ModelSamplingDiscrete...) may swap it. ``fallback`` when unknown."""
+    if model_sampling is None or start_percent is None or end_percent is None:
+        return fallback
+    try:
+        per = _BOUNDS.setdefault(model_sampling, {})
+    except TypeError:
+        per = {}
+    key = (float(start_percent), float(end_percent))
+    if key not in per:
+        per[key] = (float(model_sampling.percent_to_sigma(key[0])), float(model_sampling.percent_to_sigma(key[1])))
+    return per[key]
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,6 +295,11 @@ class ReferenceSettings:
     seed: int
     concat: bool
     write: bool   # any attention block or AdaIN point uses the reference
+    start_percent: float | None = None  # resolved against the sampling model_sampling (sigma_* = node-time)
+    end_percent: float | None = None
+
+    def bounds(self, model_sampling) -> tuple[float, float]:
+        return sigma_bounds(model_sampling, self.start_percent, self.end_percent, (self.sigma_start, self.sigma_end))
 
 
 class ReferenceExtender:
@@ -373,7 +400,8 @@ class ReferenceWriter:
         sigma = transformer_options.get(SIGMA_KEY)
         if sigma is None:
             sigma = float(t.max())
-        if not (self.s.write and self.s.strength > 0 and self.s.sigma_end <= sigma <= self.s.sigma_start):
+        sigma_start, sigma_end = self.s.bounds(getattr(base_model, "model_sampling", None))
+        if not (self.s.write and self.s.strength > 0 and sigma_end <= sigma <= sigma_start):
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         run = transformer_options.get(RUN_KEY)
         bank = run.banks.get(self.s.uid) if run is not None else None
@@ -454,8 +482,9 @@ class FirstFrameAnchor:
     mask is 0. The node puts the reference into frame 0 of the video latent and gives it a mask.
     """
 
-    def __init__(self, sigma_start: float, sigma_end: float, previous=None):
+    def __init__(self, sigma_start: float, sigma_end: float, previous=None, start_percent=None, end_percent=None):
         self.sigma_start, self.sigma_end, self.previous = sigma_start, sigma_end, previous
+        self.start_percent, self.end_percent = start_percent, end_percent
 
     def __repr__(self):
         return f"FirstFrameAnchor({self.sigma_start}, {self.sigma_end}, previous={self.previous!r})"
@@ -465,13 +494,16 @@ class FirstFrameAnchor:
             denoise_mask = self.previous(sigma, denoise_mask, extra_options)
         if denoise_mask.shape[0] == 0:
             return denoise_mask
+        guider = (extra_options or {}).get("model")
+        ms = getattr(getattr(guider, "inner_model", None), "model_sampling", None)
+        sigma_start, sigma_end = sigma_bounds(ms, self.start_percent, self.end_percent, (self.sigma_start, self.sigma_end))
         if not torch.is_tensor(sigma):
-            if not (self.sigma_end <= float(sigma) <= self.sigma_start):
+            if not (sigma_end <= float(sigma) <= sigma_start):
                 return denoise_mask
             keep = 1.0
         else:  # decided on the device: no host read of sigma
             s = sigma.max()
-            keep = ((s <= self.sigma_start) & (s >= self.sigma_end)).to(denoise_mask.dtype)
+            keep = ((s <= sigma_start) & (s >= sigma_end)).to(denoise_mask.dtype)
         denoise_mask = denoise_mask.clone()
         denoise_mask[0] = denoise_mask[0] * (1 - keep)
         return denoise_mask
@@ -508,6 +540,7 @@ def apply_reference(model, reference: torch.Tensor, strength: float, style_fidel
     points = frozenset(adain_points(dm, adain_weight))
     settings = ReferenceSettings(uid=uuid.uuid4().hex, strength=float(strength), style_fidelity=float(style_fidelity),
                                  sigma_start=sigma_start, sigma_end=sigma_end, seed=int(seed), concat=bool(concat_reference),
+                                 start_percent=float(start_percent), end_percent=float(end_percent),
                                  write=bool(attn_keys or points))
     m = model.clone()
     _ensure_run_scope(m)
@@ -521,7 +554,8 @@ def apply_reference(model, reference: torch.Tensor, strength: float, style_fidel
                                ReferenceWriter(settings, reference))
     if anchor_first_frame:
         m.set_model_denoise_mask_function(FirstFrameAnchor(sigma_start, sigma_end,
-                                                           m.model_options.get("denoise_mask_function")))
+                                                           m.model_options.get("denoise_mask_function"),
+                                                           float(start_percent), float(end_percent)))
     return m
 
 
@@ -538,6 +572,11 @@ class CrossStreamSettings:
     sigma_start: float
     sigma_end: float
     node: str = "CrossStreamAttention"
+    start_percent: float | None = None  # resolved against the sampling model_sampling (sigma_* = node-time)
+    end_percent: float | None = None
+
+    def bounds(self, model_sampling) -> tuple[float, float]:
+        return sigma_bounds(model_sampling, self.start_percent, self.end_percent, (self.sigma_start, self.sigma_end))
 
 
 class CrossStreamExtender:
@@ -577,7 +616,7 @@ class CrossStreamExtender:
     def extension(self, key, k, v, options, layout, sigma):
         if options.get(WRITING_KEY) is not None or self.s.strength == 0:
             return None
-        if not _in_range(sigma, self.s.sigma_start, self.s.sigma_end):
+        if not _in_range(sigma, *self.s.bounds(options.get(SAMPLING_KEY))):
             return None
         k4, v4 = to_frames(k, layout), to_frames(v, layout)
         if self.s.mode == "anchor":
@@ -607,7 +646,8 @@ def apply_cross_stream(model, mode: str, anchor: str, anchor_index: int, strengt
                                                 "(sections and min_level); select at least one block")
     sigma_start, sigma_end = sigma_range(model, start_percent, end_percent)
     settings = CrossStreamSettings(uid=uuid.uuid4().hex, mode=mode, anchor=anchor, anchor_index=int(anchor_index),
-                                   strength=float(strength), sigma_start=sigma_start, sigma_end=sigma_end, node=node)
+                                   strength=float(strength), sigma_start=sigma_start, sigma_end=sigma_end, node=node,
+                                   start_percent=float(start_percent), end_percent=float(end_percent))
     m = model.clone()
     _ensure_run_scope(m)
     install_extender(m, keys, CrossStreamExtender(settings))

@@ -33,15 +33,23 @@ def frame_axis(x: torch.Tensor) -> int:
 class MotionSmoothingPostCFG:
     """The post-CFG callable. Small on purpose: its whole state is four numbers."""
 
-    def __init__(self, strength: float, sigma_frames: float, sigma_start: float, sigma_end: float):
+    def __init__(self, strength: float, sigma_frames: float, sigma_start: float, sigma_end: float,
+                 start_percent: float | None = None, end_percent: float | None = None):
         self.strength = float(strength)
         self.sigma_frames = float(sigma_frames)
         self.sigma_start = float(sigma_start)
         self.sigma_end = float(sigma_end)
+        self.start_percent, self.end_percent = start_percent, end_percent
 
-    def active(self, sigma: torch.Tensor) -> bool:
+    def active(self, sigma: torch.Tensor, model_sampling=None) -> bool:
+        """In range, with the percent range read from the model_sampling sampled with now (a later node
+        such as AnimateDiff-Evolved's loader may have swapped the schedule after this node ran)."""
         s = float(sigma.reshape(-1)[0])
-        return self.sigma_end <= s <= self.sigma_start
+        sigma_start, sigma_end = self.sigma_start, self.sigma_end
+        if model_sampling is not None and self.start_percent is not None and self.end_percent is not None:
+            sigma_start = float(model_sampling.percent_to_sigma(self.start_percent))
+            sigma_end = float(model_sampling.percent_to_sigma(self.end_percent))
+        return sigma_end <= s <= sigma_start
 
     def __call__(self, args: dict) -> torch.Tensor:
         denoised = args["denoised"]
@@ -49,7 +57,7 @@ class MotionSmoothingPostCFG:
             return denoised
         dim = frame_axis(denoised)
         num_frames = denoised.shape[dim]
-        if num_frames < 3 or not self.active(args["sigma"]):
+        if num_frames < 3 or not self.active(args["sigma"], getattr(args.get("model"), "model_sampling", None)):
             return denoised
         matrix = _cached_matrix(num_frames, self.strength, self.sigma_frames)
         return apply_frame_operator(denoised, matrix, dim)
@@ -66,5 +74,6 @@ def patch_motion_smoothing(model, strength: float, sigma_frames: float = 1.0,
     sampling = m.get_model_object("model_sampling")
     sigma_start = float(sampling.percent_to_sigma(start_percent))
     sigma_end = float(sampling.percent_to_sigma(end_percent))
-    m.set_model_sampler_post_cfg_function(MotionSmoothingPostCFG(strength, sigma_frames, sigma_start, sigma_end))
+    m.set_model_sampler_post_cfg_function(MotionSmoothingPostCFG(strength, sigma_frames, sigma_start, sigma_end,
+                                                                 float(start_percent), float(end_percent)))
     return m
