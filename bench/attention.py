@@ -13,6 +13,13 @@ multi-threaded kernels mostly time the contention).
                                                    # -> bench/results/attention.json, then the tiny
                                                    # U-Net with every mode -> attention_tiny.json
 
+    .venv/bin/python bench/attention.py --ade      # ReferenceImageCondition beside AnimateDiff-Evolved
+                                                   # (random v2 and v1 motion modules, 16 frames, 8x8
+                                                   # latent) -> "under_animatediff" in attention.json
+
+``--ade`` times interleaved pairs (ADE alone, ADE + reference) and records the median, min and max of
+the per-pair ratios; it needs ../shared/interop/ComfyUI-AnimateDiff-Evolved next to the repository.
+
 ``write_pass_floor`` is the unpatched model on one frame without CFG (one batch-1 forward per step),
 i.e. the cost of the reference write pass on its own: on a CPU a batch-1 forward is bound by streaming
 the weights, so it costs several times its 1/(2F) share of a 2F-row forward.
@@ -104,6 +111,73 @@ def measure(model_kind: str, frames: int, size: int, steps: int, repeat: int, wa
     return out
 
 
+def measure_ade(frames: int, size: int, steps: int, pairs: int, cfg: float, versions=("v2", "v1")) -> dict:
+    """Per-step ratio (ADE + ReferenceImageCondition) / (ADE alone) from ``pairs`` interleaved pairs."""
+    import asyncio
+    import statistics
+    import time
+
+    import comfy.sd
+    import folder_paths
+    import nodes
+    import torch
+
+    from coherent_video.nodes.reference_image import ReferenceImageCondition
+    from tools import motion_module
+
+    ade_dir = ROOT.parent / "shared" / "interop" / "ComfyUI-AnimateDiff-Evolved"
+    if not (ade_dir / "__init__.py").is_file():
+        raise SystemExit(f"AnimateDiff-Evolved not found at {ade_dir}")
+    if "ADE_UseEvolvedSampling" not in nodes.NODE_CLASS_MAPPINGS:
+        asyncio.run(nodes.load_custom_node(str(ade_dir)))
+    N = nodes.NODE_CLASS_MAPPINGS
+    base = comfy.sd.load_checkpoint_guess_config(str(fixtures.random_sd15_checkpoint()), output_vae=False,
+                                                 output_clip=False)[0]
+    pos = fixtures.tiny_cond(tokens=77, context_dim=768, seed=1)
+    neg = fixtures.tiny_cond(tokens=77, context_dim=768, seed=2)
+    video = {"samples": torch.zeros(frames, 4, size, size)}
+    ref = {"samples": torch.randn(1, 4, size, size, generator=torch.Generator().manual_seed(0))}
+    out = {}
+    for version in versions:
+        path = motion_module.random_motion_module(version)
+        folder_paths.add_model_folder_path("animatediff_models", str(path.parent))
+        (mm,) = N["ADE_LoadAnimateDiffModel"]().load_motion_model(path.name)
+        (m_models,) = N["ADE_ApplyAnimateDiffModelSimple"]().apply_motion_model(mm)
+        (plain,) = N["ADE_UseEvolvedSampling"]().use_evolved_sampling(base, "autoselect", m_models=m_models)
+        m_ref, lat_ref = ReferenceImageCondition.execute(plain, ref, video).args  # node defaults
+
+        def run(m, lat):
+            t = time.perf_counter()
+            nodes.KSampler().sample(m, 0, steps, cfg, "euler", "normal", pos, neg, lat)
+            return (time.perf_counter() - t) / steps
+
+        with torch.inference_mode():
+            run(plain, video), run(m_ref, lat_ref)  # warm-up
+            samples = [(run(plain, video), run(m_ref, lat_ref)) for _ in range(pairs)]
+        ratios = [r / a for a, r in samples]
+        out[version] = {
+            "reference_step_ratio_median": round(statistics.median(ratios), 4),
+            "reference_step_ratio_min": round(min(ratios), 4), "reference_step_ratio_max": round(max(ratios), 4),
+            "seconds_per_step_median": {"ade_alone": round(statistics.median(a for a, _ in samples), 3),
+                                        "ade_reference": round(statistics.median(r for _, r in samples), 3)},
+            "write_pass": "batch 1, motion modules skipped" if version == "v2" else
+                          f"{frames} rows (ADE's v1 GroupNorm normalises whole clips), motion modules skipped",
+        }
+        print(f"ADE {version}: reference/ADE-alone per-step ratio median {out[version]['reference_step_ratio_median']}"
+              f" (min {out[version]['reference_step_ratio_min']}, max {out[version]['reference_step_ratio_max']})")
+        del plain, m_ref, m_models, mm
+    target = 1.10 + 1.0 / frames
+    out.update({"target": round(target, 4),
+                "meets_target": {v: out[v]["reference_step_ratio_median"] <= target for v in versions},
+                "frames": frames, "latent": [size, size], "cfg": cfg, "steps": steps, "pairs": pairs,
+                "threads": torch.get_num_threads(),
+                "model": "full-size SD1.5 U-Net (random weights, cached checkpoint) + random AnimateDiff motion "
+                         "module (tools/motion_module.py) through ADE's Gen2 nodes, no context options",
+                "statistic": "median/min/max of per-pair ratios over interleaved pairs (ADE alone, ADE + reference)",
+                "node_settings": "ReferenceImageCondition defaults"})
+    return out
+
+
 def _write(name: str, data: dict, command: str) -> None:
     path = write_results(name, data)
     saved = json.loads(path.read_text())
@@ -115,13 +189,16 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=["sd15", "tiny"], default="sd15")
     ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--size", type=int, default=16, help="latent height = width (16 = 128x128 px)")
+    ap.add_argument("--size", type=int, default=None, help="latent height = width (default 16 = 128x128 px; 8 with --ade)")
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=5, help="interleaved timed samples per configuration")
     ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per configuration")
     ap.add_argument("--cfg", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-tiny", action="store_true", help="skip the tiny-U-Net run (attention_tiny.json)")
+    ap.add_argument("--ade-versions", default="v2,v1", help="motion-module layouts to time with --ade")
+    ap.add_argument("--ade", action="store_true", help="only the AnimateDiff-Evolved measurement (--size 8 by "
+                                                       "default); merged into attention.json as under_animatediff")
     args = ap.parse_args(argv)
     command = "python bench/attention.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
@@ -131,6 +208,20 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     comfy_env.load_pack_module()
+    if args.ade:
+        versions = tuple(v.strip() for v in args.ade_versions.split(",") if v.strip())
+        result = measure_ade(args.frames, args.size or 8, args.steps, args.repeat, args.cfg, versions)
+        path = ROOT / "bench" / "results" / "attention.json"
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        prev = saved.get("under_animatediff") or {}
+        merged = {**prev, **result, "meets_target": {**(prev.get("meets_target") or {}), **result["meets_target"]}}
+        merged["command"] = {**(prev.get("command") if isinstance(prev.get("command"), dict) else {}),
+                             **{v: command.strip() for v in versions}}
+        saved["under_animatediff"] = merged
+        path.write_text(json.dumps(saved, indent=2) + "\n")
+        print(f"wrote {path.relative_to(ROOT)} (under_animatediff)")
+        return result
+    args.size = args.size or 16
 
     result = measure(args.model, args.frames, args.size, args.steps, args.repeat, args.warmup, args.cfg,
                      all_modes=args.model == "tiny")
