@@ -128,6 +128,7 @@ class RunState:
     anchors: dict = field(default_factory=dict)   # (uid, block, sigma, branches, abs frame) -> (k, v)
     writes: dict = field(default_factory=dict)    # uid -> number of write passes (for tests/bench)
     anchor_sigma: float | None = None             # the step whose anchors are cached
+    total_frames: int | None = None               # frames of the whole video (batch of the sampled noise)
 
     def keep_anchors_of(self, sigma) -> None:
         """Drop cached anchor K/V of earlier steps: the cache holds one step's anchors (at most one entry
@@ -142,7 +143,8 @@ def run_scope(executor, *args, **kwargs):
     to = executor.class_obj.model_options.setdefault("transformer_options", {})
     if RUN_KEY in to:
         return executor(*args, **kwargs)
-    to[RUN_KEY] = RunState()
+    noise = args[0] if args else kwargs.get("noise")
+    to[RUN_KEY] = RunState(total_frames=int(noise.shape[0]) if torch.is_tensor(noise) and noise.ndim == 4 else None)
     try:
         return executor(*args, **kwargs)
     finally:
@@ -178,12 +180,17 @@ def frame_index_of(options: dict) -> tuple | None:
 
 
 def total_frames_of(options: dict, layout: BatchLayout) -> int | None:
-    """Number of frames of the whole video, when known."""
+    """Number of frames of the whole video, when known: all of them outside windows, ADE's
+    ``ad_params["full_length"]`` in its windows, and in core's context windows (which carry only their own
+    indices) the batch of the noise this sampling run started from."""
     if frame_index_of(options) is None:
         return layout.frames
     ad = options.get("ad_params") or {}
     full = ad.get("full_length")
-    return int(full) if full else None
+    if full:
+        return int(full)
+    run = options.get(RUN_KEY)
+    return run.total_frames if run is not None else None
 
 
 def layout_of(options: dict, batch: int) -> BatchLayout:

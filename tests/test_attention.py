@@ -367,6 +367,32 @@ def test_anchor_index_outside_frames_is_an_error(H):
         H.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, _window_options(H, (0,), [0, 1], full=8))
 
 
+def test_core_context_window_anchor_is_absolute(H):
+    """Core context windows carry only their indices: the video's length comes from the run (the noise's
+    batch), so `centre` is the video's centre in every window and an out-of-range index is an error."""
+    from comfy.context_windows import IndexListContextWindow
+
+    from coherent_video.model_patches.errors import NodeInputError
+
+    run = H.RunState(total_frames=8)
+
+    def core_options(idx):
+        return options(H, (0,), len(idx), context_window=IndexListContextWindow(list(idx)), **{H.RUN_KEY: run})
+
+    import coherent_video.model_patches.attention as A
+
+    centre = A.resolve_anchor("centre", 0, 8, list(range(8)))  # the whole video's centre frame
+    chain = H.AttentionChain(KEY, (cross(H, "anchor", "centre"),))
+    q2, k2, v2 = qkv((0,), 4, seed=2)
+    got = chain(q2, k2, v2, core_options(range(3, 7)))  # this window's own centre would be frame 5
+    p = centre - 3
+    for f in range(4):
+        want = direct(q2[f], torch.cat([k2[f], k2[p]]), torch.cat([v2[f], v2[p]]))
+        torch.testing.assert_close(got[f], want, atol=2e-5, rtol=1e-4)
+    with pytest.raises(NodeInputError, match=r"input 'anchor_index'.*outside the 8 frames"):
+        H.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, core_options(range(4, 8)))
+
+
 def test_sigma_range_gates_cross_stream(H):
     q, k, v = qkv((0,), 3)
     ext = H.CrossStreamExtender(H.CrossStreamSettings(uid="x", mode="anchor", anchor="first", anchor_index=0,
