@@ -115,9 +115,27 @@ def _accepts_noise_sampler(sampler) -> bool:
         return False
 
 
+ADE_SAMPLE_SETTINGS = "ADE_sample_settings"  # AnimateDiff-Evolved's attachment on the model it samples
+
+
+def freenoise_active(model_patcher) -> bool:
+    """AnimateDiff-Evolved's sample settings on this model ask for FreeNoise (its own initial noise)."""
+    get = getattr(model_patcher, "get_attachment", None)
+    ss = get(ADE_SAMPLE_SETTINGS) if get is not None else None
+    return str(getattr(ss, "noise_type", "")) == "FreeNoise"
+
+
+FREENOISE_WARNING = (
+    "[BaseResidualNoiseModel] AnimateDiff-Evolved's FreeNoise is also on. Both replace the initial noise: "
+    "with this node applied before ADE's nodes, FreeNoise's noise is sampled and this node's correlation is "
+    "lost; applied after them, this node's noise replaces FreeNoise's. Turn one of them off.")
+
+
 def make_outer_sample_wrapper(settings: NoiseSettings, initial_noise: bool, per_step_noise: bool):
     def outer_sample(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                      disable_pbar=False, seed=None, latent_shapes=None, **kwargs):
+        if initial_noise and freenoise_active(getattr(executor.class_obj, "model_patcher", None)):
+            logging.warning(FREENOISE_WARNING)
         packed = latent_shapes is not None and len(latent_shapes) > 1
         if seed is not None and not packed:
             if initial_noise and bool(noise.ne(0).any()):

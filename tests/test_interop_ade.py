@@ -68,7 +68,13 @@ def motion_model(ade, version: str):
     """ADE's loaded motion model (the last version loaded is kept, to bound memory; ADE's apply node
     clones it)."""
     if version not in _MOTION:
+        import gc
+
+        import comfy.model_management
+
         _MOTION.clear()
+        comfy.model_management.unload_all_models()
+        gc.collect()
         name = motion_module.random_motion_module(version).name
         (_MOTION[version],) = ade["ADE_LoadAnimateDiffModel"]().load_motion_model(name)
     return _MOTION[version]
@@ -190,3 +196,25 @@ def test_runner_finds_pack_model_folders_and_runs_ade_with_reference(tmp_path):
     files = run_workflow_cli(str(wf), tmp_path / "out", models_dir=ckpt.parent.parent, input_dir=None,
                              custom_nodes_dir=ADE_DIR.parent)
     assert [f.suffix for f in files] == [".latent"]
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["ours-before-ade", "ours-after-ade"])
+def test_freenoise_with_base_residual_noise_model_warns(ade, pack, tiny_model, tiny_cond, caplog, before):
+    """ADE's FreeNoise and BaseResidualNoiseModel both replace the initial noise: detected and warned
+    about in either order (the README says which noise wins in each)."""
+    import logging
+
+    import nodes
+
+    from coherent_video.model_patches.noise_hooks import FREENOISE_WARNING
+    from coherent_video.nodes.base_residual_noise import BaseResidualNoiseModel
+
+    (ss,) = ade["ADE_AnimateDiffSamplingSettings"]().create_settings(0, "FreeNoise", "comfy", 0)
+    patch = lambda m: BaseResidualNoiseModel.execute(m, "shared", 0.5, 1.0, -1, True, False).args[0]  # noqa: E731
+    evolve = lambda m: ade["ADE_UseEvolvedSampling"]().use_evolved_sampling(m, "autoselect", sample_settings=ss)[0]  # noqa: E731
+    m = evolve(patch(tiny_model)) if before else patch(evolve(tiny_model))
+    with caplog.at_level(logging.WARNING):
+        out = nodes.common_ksampler(m, 1, 1, 1.0, "euler", "normal", *tiny_cond,
+                                    {"samples": torch.zeros(4, 4, 8, 8)})[0]["samples"]
+    assert torch.isfinite(out).all()
+    assert FREENOISE_WARNING in caplog.text
