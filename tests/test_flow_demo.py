@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW = ROOT / "workflows" / "flow_upsample_demo.json"
-INPUTS = ROOT / "workflows" / "inputs"
+WORKFLOW = ROOT / "workflows" / "Frame interpolation x4 - no weights.json"
+INPUTS = ROOT / "clips"  # the template reads it through LoadBundledClip; input/ may be empty
 CLIP = INPUTS / "bbb_flow_demo.mp4"
 
 

@@ -291,13 +291,13 @@ def test_per_clip_conditioning_list(node, tiny_cond):
 
 
 def test_workflow_runs_headless_on_random_sd15(sd15_ckpt, tmp_path):
-    wf = ROOT / "workflows" / "iterative_reuse_long_video.json"
+    wf = ROOT / "workflows" / "VidRD long video clip by clip - SD1.5.json"
     data = json.loads(wf.read_text())
     sampler = next(n for n in data["nodes"] if n["type"] == "CoherentVideo_" + NODE)
     latent_node = next(n for n in data["nodes"] if n["type"] == "EmptyLatentImage")
-    assert next(n for n in data["nodes"] if n["type"] == "CheckpointLoaderSimple")["widgets_values"] == ["random_sd15.safetensors"]
+    assert next(n for n in data["nodes"] if n["type"] == "CheckpointLoaderSimple")["widgets_values"] == ["v1-5-pruned-emaonly-fp16.safetensors"]
     s, lt = sampler["id"], latent_node["id"]
-    files = run_workflow_cli("iterative_reuse_long_video.json", tmp_path, models_dir=Path(sd15_ckpt).parent.parent,
+    files = run_workflow_cli("VidRD long video clip by clip - SD1.5.json", tmp_path, models_dir=Path(sd15_ckpt).parent.parent,
                              sets=[f"{lt}.width=64", f"{lt}.height=64", f"{lt}.batch_size=4",
                                    f"{s}.total_frames=6", f"{s}.overlap=2", f"{s}.steps=1"])
     webps = [f for f in files if f.suffix == ".webp"]
