@@ -120,12 +120,12 @@ class IterativeReuseSampler(io.ComfyNode):
             check(len(clip_positives) == clips, NODE, "clip_positives",
                   f"has {len(clip_positives)} entries but the plan has {clips} clips "
                   f"(total_frames={total_frames}, N={n_frames}, overlap={overlap}, overlap_mode={overlap_mode})")
-            for i, c in enumerate(clip_positives):
+            for c in clip_positives:
                 check_conditioning(c, NODE, "clip_positives")
         # the output, plus one clip's noise and trajectory records (steps + 1 latents of N frames)
         frame_bytes = samples.numel() // n_frames * samples.element_size()
         check_memory(frame_bytes * (total_frames + n_frames * (steps + 3)), NODE, "total_frames",
-                     f"{total_frames} frames of {tuple(samples.shape[1:] if samples.ndim == 4 else samples.shape[:2] + samples.shape[3:])}")
+                     f"{total_frames} frames like the clip latent {tuple(samples.shape)}")
         out = sample_iterative_reuse(
             model, positive, negative, latent_image, total_frames=total_frames, overlap=overlap,
             noise_recycle=noise_recycle, guidance_ratio=guidance_ratio, seed=seed, steps=steps, cfg=cfg,

@@ -30,13 +30,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = 30
 PROBE = '''
-import gc, sys, types, functools
+import gc, os, sys, types, functools
 import torch
 from aiohttp import web
 from server import PromptServer
 
-PACK_DIR = {pack_dir!r}
+PACK_FILES = tuple({pack_dir!r} + p for p in ("/__init__.py", "/nodes/", "/model_patches/"))
 RUN_STATE = ("RunState", "ReferenceBank", "TrajectoryReplay")
+
+
+def _ours(path):
+    return bool(path) and os.path.realpath(path).startswith(PACK_FILES)
 
 
 def _count(obj, seen, depth=0):
@@ -62,7 +66,7 @@ def _count(obj, seen, depth=0):
 async def live(request):
     gc.collect()
     mods = [m for m in list(sys.modules.values())
-            if isinstance(m, types.ModuleType) and str(getattr(m, "__file__", "") or "").startswith(PACK_DIR)]
+            if isinstance(m, types.ModuleType) and _ours(getattr(m, "__file__", None))]
     seen, tensors, lru = set(), 0, {{}}
     for m in mods:
         for name, v in list(vars(m).items()):
@@ -70,7 +74,7 @@ async def live(request):
                 lru[m.__name__.rsplit(".", 1)[-1] + "." + name] = v.cache_info().currsize
             tensors += _count(v, seen)
     run_state = sum(1 for o in gc.get_objects() if type(o).__name__ in RUN_STATE
-                    and str(getattr(sys.modules.get(type(o).__module__), "__file__", "")).startswith(PACK_DIR))
+                    and _ours(getattr(sys.modules.get(type(o).__module__), "__file__", None)))
     return web.json_response({{"pack_modules": len(mods), "cache_tensors": tensors, "run_state": run_state,
                               "lru_entries": lru}})
 
@@ -149,8 +153,8 @@ def tiny_prompt(workflow: str, k: int) -> dict:
             inp.update(width=64, height=64, batch_size=min(inp["batch_size"], 3))
         elif ct in ("KSampler", "BasicScheduler"):
             inp["steps"] = 1
-        elif ct == "ImageFromBatch":
-            inp.update(batch_index=k % 5, length=3)
+        elif ct == "ImageFromBatch":  # the workflow's own: the 3 frames the clip below now has
+            inp.update(batch_index=0, length=3)
         elif ct == "ImageScale":
             inp.update(width=64, height=64)
         elif ct == "GetVideoComponents":  # the clip: 3 frames of 64x36 from frame k % 5
@@ -212,3 +216,161 @@ def test_soak_30_prompts_rss_and_caches(server):
     print(f"soak: RSS {summary['rss_mib_at_10']} MiB at prompt 10, {summary['rss_mib_at_30']} MiB at 30 "
           f"({summary['growth_10_to_30_pct']:+.2f} %), {summary['seconds']} s")
     assert growth <= 0.03, summary
+
+
+# ------------------------------------------------------------------------------------------------
+# /interrupt through the server, per patch
+# ------------------------------------------------------------------------------------------------
+def _brn_model_prompt() -> dict:
+    """BaseResidualNoiseModel is in no bundled workflow: a small prompt of its own."""
+    from coherent_video.nodes.base_residual_noise import BaseResidualNoiseModel
+
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "random_sd15.safetensors"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a boat"}},
+        "3": {"class_type": BaseResidualNoiseModel.GET_SCHEMA().node_id,
+              "inputs": {"model": ["1", 0], "mode": "shared", "base_ratio": 0.6, "alpha": 1.0, "key_frame": -1,
+                         "initial_noise": True, "per_step_noise": True, "lambda_schedule": ""}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 3}},
+        "5": {"class_type": "KSampler", "inputs": {"model": ["3", 0], "positive": ["2", 0], "negative": ["2", 0],
+                                                   "latent_image": ["4", 0], "seed": 3, "steps": 1, "cfg": 4.0,
+                                                   "sampler_name": "euler_ancestral", "scheduler": "normal",
+                                                   "denoise": 1.0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["6", 0], "filename_prefix": "brn_model",
+                                                           "fps": 8.0, "lossless": True, "quality": 100,
+                                                           "method": "default"}},
+    }
+
+
+def _pack_node_id(cls_name: str) -> str:
+    from coherent_video.nodes import all_nodes
+
+    return next(c for c in all_nodes() if c.__name__ == cls_name).GET_SCHEMA().node_id
+
+
+# patch -> (workflow or None for the BaseResidualNoiseModel prompt, the sampling node class to stop)
+INTERRUPTS = {
+    "BaseResidualNoise": ("base_residual_noise.json", "SamplerCustomAdvanced"),
+    "BaseResidualNoiseModel": (None, "KSampler"),
+    "ReferenceImageCondition": ("reference_image_video.json", "SamplerCustomAdvanced"),
+    "CrossStreamAttention": ("cross_stream_video.json", "KSampler"),
+    "MotionSmoothingPatch": ("dual_stream_video.json", "KSampler"),
+    "IterativeReuseSampler": ("iterative_reuse_long_video.json", "IterativeReuseSampler"),
+    "FlowTemporalUpsample": ("flow_upsample_demo.json", "FlowTemporalUpsample"),
+}
+
+
+def interrupt_prompt(patch: str) -> tuple[dict, str]:
+    """A prompt that runs long enough to be stopped (3 steps; the flow node: 5 frames), saving lossless
+    WebP frames; and the id of the node to stop in."""
+    wf, stop_class = INTERRUPTS[patch]
+    prompt = _brn_model_prompt() if wf is None else tiny_prompt(wf, 7)
+    stop_class = _pack_node_id(stop_class) if stop_class in ("IterativeReuseSampler", "FlowTemporalUpsample") \
+        else stop_class
+    for nid, node in list(prompt.items()):
+        ct, inp = node["class_type"], node["inputs"]
+        if ct in ("KSampler", "BasicScheduler"):
+            inp["steps"] = 3
+        if "total_frames" in inp:
+            inp.update(total_frames=5, overlap=1, steps=2)
+        if ct == "ImageFromBatch" and nid.startswith("90"):
+            inp["length"] = 5
+        if ct == "SaveAnimatedWEBP":
+            inp.update(lossless=True, quality=100, filename_prefix=f"interrupt_{patch}")
+        if ct == "CreateVideo":  # the demo's MP4: saved as lossless WebP frames instead
+            images = inp["images"]
+            del prompt[nid]
+            for other_id, other in list(prompt.items()):
+                if other["class_type"] == "SaveVideo":
+                    prompt[other_id] = {"class_type": "SaveAnimatedWEBP", "inputs": {
+                        "images": images, "filename_prefix": f"interrupt_{patch}", "fps": 8.0, "lossless": True,
+                        "quality": 100, "method": "default"}}
+    stop = [nid for nid, n in prompt.items() if n["class_type"] == stop_class]
+    assert len(stop) == 1, (patch, stop_class)
+    return prompt, stop[0]
+
+
+async def _run_and_interrupt(base: str, prompt: dict, stop_node: str, after: int) -> list:
+    """Post ``prompt``; at the ``after``-th progress event of ``stop_node`` POST /interrupt. -> the events."""
+    import aiohttp
+
+    client = uuid.uuid4().hex
+    events = []
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(base.replace("http", "ws") + f"/ws?clientId={client}") as ws:
+            async with s.post(base + "/prompt", json={"prompt": prompt, "client_id": client}) as r:
+                resp = await r.json()
+            assert not resp.get("node_errors"), resp
+            seen = 0
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                m = json.loads(msg.data)
+                events.append(m["type"])
+                data = m.get("data") or {}
+                if m["type"] == "progress" and str(data.get("node")) == stop_node:
+                    seen += 1
+                    if seen == after:
+                        async with s.post(base + "/interrupt", json={}) as r:
+                            assert r.status == 200
+                if m["type"] in ("execution_interrupted", "execution_error", "execution_success"):
+                    return events + [data.get("node_id") if m["type"] != "execution_success" else None]
+    raise AssertionError(events)
+
+
+def _frames(path: Path):
+    import numpy as np
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as im:
+        return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)])
+
+
+def _saved(out_root: Path, outputs: dict) -> list[Path]:
+    return sorted(out_root / i["subfolder"] / i["filename"] for o in outputs.values() for i in o.get("images", []))
+
+
+@pytest.fixture(scope="module")
+def fresh_interrupt_outputs(sd15_ckpt, tmp_path_factory):
+    """Every interrupt prompt run to the end in one fresh process, through the headless runner."""
+    d = tmp_path_factory.mktemp("fresh_interrupt")
+    paths = {}
+    for patch in INTERRUPTS:
+        p = d / f"{patch}.json"
+        p.write_text(json.dumps(interrupt_prompt(patch)[0]))
+        paths[patch] = str(p)
+    code = ("import json, sys; sys.path.insert(0, '.'); from tools import run_workflow\n"
+            f"paths = {paths!r}\nres = {{}}\n"
+            "for k, p in paths.items():\n"
+            f"    res[k] = run_workflow.run(p, output_dir={str(d / 'out')!r}, models_dirs=[{str(Path(sd15_ckpt).parent.parent)!r}],"
+            f" input_dir={str(ROOT / 'workflows' / 'inputs')!r}, quiet=True)['files']\n"
+            f"open({str(d / 'files.json')!r}, 'w').write(json.dumps(res))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {k: [Path(f) for f in v] for k, v in json.loads((d / "files.json").read_text()).items()}
+
+
+@pytest.mark.parametrize("patch", list(INTERRUPTS))
+def test_server_interrupt_mid_run_then_same_as_fresh_process(server, fresh_interrupt_outputs, patch):
+    import numpy as np
+
+    base, proc, tmp = server
+    prompt, stop_node = interrupt_prompt(patch)
+    # stop after the first progress event of the patched sampling node (step 1 of 3; flow: pair 1 of 4;
+    # IterativeReuseSampler: step 1 of its second clip)
+    after = 3 if patch == "IterativeReuseSampler" else 1
+    events = asyncio.run(_run_and_interrupt(base, prompt, stop_node, after))
+    assert events[-2] == "execution_interrupted" and str(events[-1]) == stop_node, events[-12:]
+    live = _get(base + "/coherent_video_probe/live")
+    assert live["cache_tensors"] == 0 and live["run_state"] == 0, live
+    # the same prompt again (same seeds): runs to the end and equals the fresh process frame for frame
+    resp = _post(base + "/prompt", {"prompt": prompt, "client_id": "again"})
+    h = _wait(base, resp["prompt_id"])
+    assert h["status"].get("status_str") == "success", h["status"]
+    ours = _saved(tmp / "out", h["outputs"])
+    theirs = fresh_interrupt_outputs[patch]
+    assert len(ours) == len(theirs) >= 1
+    for a, b in zip(ours, theirs):
+        fa, fb = _frames(a), _frames(b)
+        assert fa.shape == fb.shape and np.array_equal(fa, fb), (patch, a, b)
