@@ -276,6 +276,8 @@ def interrupt_prompt(patch: str) -> tuple[dict, str]:
             inp.update(total_frames=5, overlap=1, steps=2)
         if ct == "ImageFromBatch" and nid.startswith("90"):
             inp["length"] = 5
+        if "chunk_size" in inp:  # the flow node: one pair per chunk (a progress event each), slowest preset
+            inp.update(chunk_size=1, quality="quality")
         if ct == "SaveAnimatedWEBP":
             inp.update(lossless=True, quality=100, filename_prefix=f"interrupt_{patch}")
         if ct == "CreateVideo":  # the demo's MP4: saved as lossless WebP frames instead
