@@ -100,7 +100,8 @@ def _post(url, body):
 
 
 @pytest.fixture(scope="module")
-def server(comfy, pack, sd15_ckpt, tmp_path_factory):
+def server(comfy, pack, sd15_ckpt, tmp_path_factory, fresh_interrupt_outputs):
+    """The server (started after the fresh-process reference runs, so only one SD1.5 copy is in memory)."""
     from tools.comfy_env import comfyui_path
 
     tmp = tmp_path_factory.mktemp("soak")
@@ -289,6 +290,9 @@ def interrupt_prompt(patch: str) -> tuple[dict, str]:
                         "images": images, "filename_prefix": f"interrupt_{patch}", "fps": 8.0, "lossless": True,
                         "quality": 100, "method": "default"}}
     stop = [nid for nid, n in prompt.items() if n["class_type"] == stop_class]
+    if len(stop) > 1:  # dual_stream: the sampler that takes the patched model
+        patch_id = _pack_node_id(patch)
+        stop = [nid for nid in stop if prompt[str(prompt[nid]["inputs"]["model"][0])]["class_type"] == patch_id]
     assert len(stop) == 1, (patch, stop_class)
     return prompt, stop[0]
 
