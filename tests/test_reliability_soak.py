@@ -7,8 +7,9 @@ extra_model_paths.yaml, registering one GET route) counts, inside the server pro
 - live run-state objects (RunState, ReferenceBank, TrajectoryReplay).
 Both must be 0 between prompts; RSS may grow by at most 3 % from prompt 10 to prompt 30.
 
-Then, per patch, ``/interrupt`` mid-sampling through the server: the prompt is stopped during the
-patched node's progress, and re-posting it gives the same frames as a fresh process.
+Then (opt-in, COHERENT_VIDEO_SERVER_INTERRUPT=1; not yet run to the end), per patch, ``/interrupt``
+mid-sampling through the server: the prompt is stopped during the patched node's progress, and
+re-posting it gives the same frames as a fresh process.
 
 Figures go to $COHERENT_VIDEO_SOAK_JSON when set (the README's Reliability section).
 """
@@ -100,8 +101,7 @@ def _post(url, body):
 
 
 @pytest.fixture(scope="module")
-def server(comfy, pack, sd15_ckpt, tmp_path_factory, fresh_interrupt_outputs):
-    """The server (started after the fresh-process reference runs, so only one SD1.5 copy is in memory)."""
+def server(comfy, pack, sd15_ckpt, tmp_path_factory):
     from tools.comfy_env import comfyui_path
 
     tmp = tmp_path_factory.mktemp("soak")
@@ -357,8 +357,11 @@ def fresh_interrupt_outputs(sd15_ckpt, tmp_path_factory):
     return {k: [Path(f) for f in v] for k, v in json.loads((d / "files.json").read_text()).items()}
 
 
+@pytest.mark.skipif(os.environ.get("COHERENT_VIDEO_SERVER_INTERRUPT") != "1",
+                    reason="opt-in (COHERENT_VIDEO_SERVER_INTERRUPT=1): not yet run to the end on the shared test "
+                           "machine; the in-process interrupt tests cover every node in CI")
 @pytest.mark.parametrize("patch", list(INTERRUPTS))
-def test_server_interrupt_mid_run_then_same_as_fresh_process(server, fresh_interrupt_outputs, patch):
+def test_server_interrupt_mid_run_then_same_as_fresh_process(fresh_interrupt_outputs, server, patch):
     import numpy as np
 
     base, proc, tmp = server
