@@ -77,6 +77,10 @@ class BaseResidualNoiseGenerator:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         latent = input_latent["samples"]
+        if not latent.is_nested and (latent.ndim < 3 or latent.numel() == 0):
+            raise NodeInputError(self.settings.node, "latent_image",
+                                 f"must be a non-empty [frames, C, H, W] or [B, C, T, H, W] latent, got shape "
+                                 f"{tuple(latent.shape)}")
         if not latent.is_nested and latent.numel() and not all_finite(latent):
             raise NodeInputError(self.settings.node, "latent_image", "contains NaN or Inf values")
         batch_inds = input_latent.get("batch_index")

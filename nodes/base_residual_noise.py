@@ -11,7 +11,7 @@ from comfy_api.latest import io
 
 from ..model_patches.noise import MODES, parse_schedule
 from ..model_patches.noise_hooks import BaseResidualNoiseGenerator, NoiseSettings, patch_model
-from ._common import CATEGORY, NodeInputError, check_range, node_id
+from ._common import CATEGORY, NodeInputError, check_model, check_range, node_id
 
 
 def _noise_inputs() -> list:
@@ -113,6 +113,10 @@ class BaseResidualNoiseModel(io.ComfyNode):
     @classmethod
     def execute(cls, model, mode, base_ratio, alpha, key_frame, initial_noise, per_step_noise,
                 lambda_schedule="") -> io.NodeOutput:
+        check_model(model, "BaseResidualNoiseModel")
+        if not (initial_noise or per_step_noise):
+            raise NodeInputError("BaseResidualNoiseModel", "initial_noise",
+                                 "and per_step_noise are both off, so the patch would do nothing; enable one")
         settings = _settings("BaseResidualNoiseModel", mode, base_ratio, alpha, key_frame, lambda_schedule)
         return io.NodeOutput(patch_model(model, settings, initial_noise, per_step_noise))
 

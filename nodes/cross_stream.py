@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..model_patches.attention import ANCHOR_MODES, CROSS_MODES
 from ..model_patches.attention_hooks import apply_cross_stream
-from ._common import CATEGORY, NodeInputError, check, check_range, node_id
+from ._common import CATEGORY, NodeInputError, check, check_model, check_range, node_id
 
 NODE = "CrossStreamAttention"
 
@@ -56,6 +56,7 @@ class CrossStreamAttention(io.ComfyNode):
     @classmethod
     def execute(cls, model, mode="anchor", anchor="first", anchor_index=0, strength=1.0, input_blocks=True,
                 middle_block=True, output_blocks=True, min_level=0, start_percent=0.0, end_percent=1.0) -> io.NodeOutput:
+        check_model(model, NODE)
         check(mode in CROSS_MODES, NODE, "mode", f"must be one of {CROSS_MODES}, got {mode!r}")
         check(anchor in ANCHOR_MODES, NODE, "anchor", f"must be one of {ANCHOR_MODES}, got {anchor!r}")
         if not isinstance(anchor_index, int) or anchor_index < 0:

@@ -15,7 +15,8 @@ import folder_paths
 
 from ..model_patches import flow as flowlib
 from ..model_patches import rife as rifelib
-from ._common import CATEGORY, NodeInputError, check, check_finite, node_id
+from ._common import (CATEGORY, NodeInputError, check, check_finite, check_frames, check_memory, check_same_device,
+                      node_id)
 
 NODE = "FlowTemporalUpsample"
 MODEL_FOLDER = "frame_interpolation"
@@ -155,8 +156,7 @@ class FlowTemporalUpsample(io.ComfyNode):
             check(torch.is_tensor(images) and images.ndim == 4, NODE, "images",
                   "expected an IMAGE batch (frames, height, width, channels)")
             check(images.shape[0] > 0, NODE, "images", "empty batch")
-            check(images.shape[0] >= 2, NODE, "images", "needs at least 2 frames to interpolate, got 1")
-            check_finite(images, NODE, "images")
+            check_frames(images, NODE, "images", min_frames=2)
             n = images.shape[0]
         lat_frames = back = None
         if latent is not None:
@@ -164,6 +164,8 @@ class FlowTemporalUpsample(io.ComfyNode):
             check(torch.is_tensor(samples) and samples.ndim in (4, 5), NODE, "latent",
                   "expected a LATENT with 4-D or 5-D 'samples'")
             check(samples.numel() > 0 and samples.shape[0] > 0, NODE, "latent", "empty batch")
+            if images is not None:
+                check_same_device(samples, images, NODE, "latent", "images")
             check_finite(samples, NODE, "latent")
             lat_frames, back = _latent_frames(samples)
             per_video = samples.shape[2] if samples.ndim == 5 else samples.shape[0]
@@ -206,6 +208,9 @@ class FlowTemporalUpsample(io.ComfyNode):
         else:
             k, t = flowlib.output_times(nf, multiplier=multiplier)
             fps_out = float(source_fps) * multiplier
+        frame_bytes = sum(s[0].numel() * s.element_size() for v in videos for s in v)  # one frame of every stream
+        check_memory(k.numel() * frame_bytes, NODE, "target_fps" if use_fps else "multiplier",
+                     f"the output of {k.numel()} frames", videos[0][0].device)
 
         if method == WEIGHT_FREE:
             fn = flowlib.flow_interpolator(quality, OCCLUSION[occlusion], cut, device, clamp=clamp)

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import comfy.samplers
+import torch
 from comfy_api.latest import io
 
 from ..model_patches.reuse import OVERLAP_MODES, clip_count, frame_dim_of
 from ..model_patches.reuse_hooks import sample_iterative_reuse
-from ._common import CATEGORY, NodeInputError, check, check_range, node_id
+from ._common import (CATEGORY, NodeInputError, check, check_conditioning, check_frames, check_memory, check_model,
+                      check_range, node_id)
 
 NODE = "IterativeReuseSampler"
 ClipConditionings = io.Custom("COHERENT_CLIP_CONDITIONINGS")
@@ -88,8 +90,12 @@ class IterativeReuseSampler(io.ComfyNode):
     def execute(cls, model, positive, negative, latent_image, total_frames, overlap, noise_recycle, guidance_ratio,
                 fnr, overlap_mode, seed, steps, cfg, sampler_name, scheduler, denoise, noise=None,
                 clip_positives=None) -> io.NodeOutput:
-        samples = latent_image["samples"]
+        check_model(model, NODE)
+        samples = latent_image.get("samples") if isinstance(latent_image, dict) else None
+        check(torch.is_tensor(samples), NODE, "latent_image",
+              f"expected a LATENT with a 'samples' tensor, got {type(latent_image).__name__}")
         check(not getattr(samples, "is_nested", False), NODE, "latent_image", "nested (multi-shape) latents are not supported")
+        check_frames(samples, NODE, "latent_image", ndims=(4, 5), layout="[frames, C, H, W] or [B, C, T, H, W]")
         n_frames = samples.shape[frame_dim_of(samples)]
         check(n_frames >= 2, NODE, "latent_image",
               f"has {n_frames} frame; a clip needs at least 2 frames (the latent's batch size sets the clip length N)")
@@ -103,6 +109,7 @@ class IterativeReuseSampler(io.ComfyNode):
         check_range(noise_recycle, 0.0, 1e6, NODE, "noise_recycle")
         check_range(guidance_ratio, 0.0, 1.0, NODE, "guidance_ratio")
         check_range(denoise, 1e-6, 1.0, NODE, "denoise")
+        check_range(cfg, 0.0, 100.0, NODE, "cfg")
         if noise is not None:
             check(hasattr(noise, "seed") and callable(getattr(noise, "generate_noise", None)), NODE, "noise",
                   "must be a NOISE object with a seed and generate_noise(latent)")
@@ -113,6 +120,12 @@ class IterativeReuseSampler(io.ComfyNode):
             check(len(clip_positives) == clips, NODE, "clip_positives",
                   f"has {len(clip_positives)} entries but the plan has {clips} clips "
                   f"(total_frames={total_frames}, N={n_frames}, overlap={overlap}, overlap_mode={overlap_mode})")
+            for c in clip_positives:
+                check_conditioning(c, NODE, "clip_positives")
+        # the output, plus one clip's noise and trajectory records (steps + 1 latents of N frames)
+        frame_bytes = samples.numel() // n_frames * samples.element_size()
+        check_memory(frame_bytes * (total_frames + n_frames * (steps + 3)), NODE, "total_frames",
+                     f"{total_frames} frames like the clip latent {tuple(samples.shape)}")
         out = sample_iterative_reuse(
             model, positive, negative, latent_image, total_frames=total_frames, overlap=overlap,
             noise_recycle=noise_recycle, guidance_ratio=guidance_ratio, seed=seed, steps=steps, cfg=cfg,
@@ -144,9 +157,13 @@ class PerClipConditioning(io.ComfyNode):
 
     @classmethod
     def execute(cls, conditioning, clips, previous=None) -> io.NodeOutput:
-        check(clips >= 1, "PerClipConditioning", "clips", f"must be >= 1, got {clips}")
+        node = "PerClipConditioning"
+        check_conditioning(conditioning, node, "conditioning")
+        check(isinstance(clips, int) and 1 <= clips <= 10000, node, "clips", f"must be an integer in [1, 10000], got {clips!r}")
         if previous is not None and not isinstance(previous, (list, tuple)):
-            raise NodeInputError("PerClipConditioning", "previous", "must be a list from PerClipConditioning")
+            raise NodeInputError(node, "previous", "must be a list from PerClipConditioning")
+        for c in previous or []:
+            check_conditioning(c, node, "previous")
         return io.NodeOutput(list(previous or []) + [conditioning] * clips)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..model_patches.attention_hooks import apply_reference
-from ._common import CATEGORY, NodeInputError, check, check_finite, check_range, node_id
+from ._common import (CATEGORY, NodeInputError, check, check_frames, check_model, check_range, check_same_device,
+                      node_id)
 
 NODE = "ReferenceImageCondition"
 
@@ -90,10 +91,12 @@ class ReferenceImageCondition(io.ComfyNode):
     def execute(cls, model, reference, video_latent, strength=1.0, style_fidelity=0.5, attention_weight=1.0,
                 adain_weight=0.0, start_percent=0.0, end_percent=1.0, anchor_first_frame=True,
                 concat_reference=False, noise_seed=0) -> io.NodeOutput:
+        check_model(model, NODE)
         ref = _samples(reference, "reference")
         vid = _samples(video_latent, "video_latent")
-        check_finite(ref, NODE, "reference")
-        check(ref.shape[0] >= 1, NODE, "reference", "is empty")
+        check_same_device(ref, vid, NODE, "reference", "video_latent")
+        check_frames(ref, NODE, "reference")
+        check_frames(vid, NODE, "video_latent")
         lat_ch = int(model.get_model_object("latent_format").latent_channels)
         if ref.shape[1] != vid.shape[1] or ref.shape[1] != lat_ch:
             raise NodeInputError(NODE, "reference", f"has {ref.shape[1]} channels but the video latent has {vid.shape[1]} "
