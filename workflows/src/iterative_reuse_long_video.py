@@ -17,7 +17,7 @@ spec = [
     {"id": 4, "type": "EmptyLatentImage", "widgets": [512, 512, 16], "pos": [350, 400],
      "title": "One clip: N = 16 frames"},
     {"id": 5, "type": "IterativeReuseSampler",
-     "widgets": [64, 4, 4.0, 0.4, True, "drop", 42, "fixed", 20, 7.5, "euler", "normal", 1.0],
+     "widgets": [64, 4, 4.0, 0.4, True, "forward", 42, "fixed", 20, 7.5, "euler", "normal", 1.0],
      "inputs": {"model": (1, 0), "positive": (2, 0), "negative": (3, 0), "latent_image": (4, 0)},
      "pos": [700, 0]},
     {"id": 6, "type": "VAEDecode", "inputs": {"samples": (5, 0), "vae": (1, 2)}, "pos": [1050, 0]},
