@@ -15,7 +15,7 @@ import folder_paths
 
 from ..model_patches import flow as flowlib
 from ..model_patches import rife as rifelib
-from ._common import CATEGORY, NodeInputError, check, check_finite
+from ._common import CATEGORY, NodeInputError, check, check_finite, node_id
 
 NODE = "FlowTemporalUpsample"
 MODEL_FOLDER = "frame_interpolation"
@@ -79,7 +79,7 @@ class FlowTemporalUpsample(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         methods = [WEIGHT_FREE] + folder_paths.get_filename_list(MODEL_FOLDER)
         return io.Schema(
-            node_id=NODE,
+            node_id=node_id(NODE),
             display_name="Flow Temporal Upsample",
             category=f"{CATEGORY}/interpolation",
             description=(

@@ -36,7 +36,7 @@ def psnr(a, b):
 def test_schema_lists_the_node(comfy, node):
     import folder_paths
 
-    assert comfy.NODE_CLASS_MAPPINGS["FlowTemporalUpsample"].__name__ == node.__name__
+    assert comfy.NODE_CLASS_MAPPINGS["CoherentVideo_FlowTemporalUpsample"].__name__ == node.__name__
     assert "frame_interpolation" in folder_paths.folder_names_and_paths
     schema = node.GET_SCHEMA()
     assert all(i.tooltip for i in schema.inputs)

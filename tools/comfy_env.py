@@ -74,12 +74,6 @@ async def _init_nodes():
 def init_all_nodes() -> None:
     """Load ComfyUI's extra nodes and custom nodes (this pack is linked into custom_nodes/)."""
     import asyncio
-
-    # ComfyUI's nodes.py, not this pack's nodes/ package: a script may have put the pack root ahead of
-    # ComfyUI on sys.path since bootstrap() (tools/run_workflow.py does, when imported).
-    comfy_root = str(comfyui_path())
-    if "nodes" not in sys.modules and sys.path[0] != comfy_root:
-        sys.path.insert(0, comfy_root)
     import nodes
 
     if getattr(init_all_nodes, "_done", False):
