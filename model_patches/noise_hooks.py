@@ -46,7 +46,7 @@ class NoiseSettings:
             k = resolve_key_frame(frames, self.key_frame)
             if not 0 <= k < frames:
                 raise NodeInputError(self.node, "key_frame", f"{self.key_frame} is beyond the {frames}-frame batch "
-                                      f"(use 0..{frames - 1}, or -1 for the centre frame)")
+                                      f"(use 0..{frames - 1}, or -1 for the center frame (F-1)//2)")
 
     def apply(self, residual: torch.Tensor, seed: int, inplace: bool = False) -> torch.Tensor:
         """Correlate ComfyUI's independent per-frame noise ``residual`` across frames."""

@@ -30,7 +30,9 @@ class IterativeReuseSampler(io.ComfyNode):
             description="Reuse and Diffuse (VidRD): samples a long video as clips of the latent's frame count N. "
                         "Each new clip starts from the previous clip's noise in reverse frame order (FNR), mixes it "
                         "into the fresh noise of the other frames (PNS) and replays the previous clip's denoising "
-                        "trajectory on its first M frames for a staged number of steps (DSG). Every clip runs "
+                        "trajectory on its first M frames for a staged number of steps (DSG). The default forward "
+                        "mode re-traces in forward order and leaves the re-traced frames out, so the video keeps "
+                        "moving forward at the seams. Every clip runs "
                         "through ComfyUI's own sampler, scheduler, model patches and wrappers.",
             inputs=[
                 io.Model.Input("model", tooltip="The model (an image model, or one with a motion module such as "
@@ -42,26 +44,34 @@ class IterativeReuseSampler(io.ComfyNode):
                                                         "a video latent) sets the clip length N, and its size sets "
                                                         "the frame size. With denoise < 1 every clip starts from it."),
                 io.Int.Input("total_frames", default=64, min=2, max=100000,
-                             tooltip="Frames in the output latent (exactly this many, in both overlap modes)."),
+                             tooltip="Frames in the output latent (exactly this many, in every overlap mode)."),
                 io.Int.Input("overlap", default=4, min=0, max=4096,
-                             tooltip="M: frames of each new clip that reuse the previous clip's last frames in "
-                                     "reverse order (FNR + DSG). Must be smaller than N. Paper default 4."),
+                             tooltip="M: frames of each new clip that re-trace the previous clip's last frames (FNR + "
+                                     "DSG; forward order in forward mode, reverse order as in the paper otherwise). "
+                                     "Must be smaller than N. Paper default 4."),
                 io.Float.Input("noise_recycle", default=4.0, min=0.0, max=1000.0, step=0.1,
-                               tooltip="sigma (PNS): the other frames start from sigma/sqrt(1+sigma^2) * reversed "
-                                       "previous noise + 1/sqrt(1+sigma^2) * fresh noise (unit variance). "
+                               tooltip="sigma (PNS): with a = sigma/sqrt(1+sigma^2), the other frames start from "
+                                       "a * reversed previous noise + sqrt(1-a^2) * fresh noise (paper; concat, "
+                                       "reversed_drop), or, in forward mode, a^d * the last past frame's noise + "
+                                       "sqrt(1-a^2d) * fresh noise at distance d from it. Unit variance. "
                                        "0 = fresh noise. Paper default 4."),
                 io.Float.Input("guidance_ratio", default=0.4, min=0.0, max=1.0, step=0.01,
                                tooltip="g (DSG): overlap frame k follows the previous clip's trajectory while "
                                        "step < (M-k)*(steps/M)*g. 0 = no staged guidance. Paper default 0.4."),
                 io.Boolean.Input("fnr", default=True,
                                  tooltip="Frame-level noise reversion: the first M frames start from the previous "
-                                         "clip's last M noises in reverse order. Off: they get PNS noise like the "
+                                         "clip's last M noises (reverse order as in the paper; forward order in "
+                                         "forward mode). Off: they get PNS noise like the "
                                          "rest (with guidance_ratio > 0, DSG still overwrites step 0 with the "
                                          "reversed noise, as in the official code)."),
-                io.Combo.Input("overlap_mode", options=list(OVERLAP_MODES), default="drop",
-                               tooltip="drop: leave out the M re-traced (reversed) overlap frames of every later "
-                                       "clip. concat: keep all N frames of every clip, as the official VidRD "
-                                       "output (the seam re-traces the last frames backwards)."),
+                io.Combo.Input("overlap_mode", options=list(OVERLAP_MODES), default="forward",
+                               tooltip="forward (beyond the paper): each new clip re-traces the previous clip's last "
+                                       "M frames in forward order and leaves them out, and its new frames continue "
+                                       "from the last past frame: every output frame follows the one before it. "
+                                       "concat: the official VidRD output, all N frames of every clip; the seam "
+                                       "replays the last M frames backwards (back and forth). reversed_drop: the "
+                                       "paper's reversed overlap left out; each seam jumps back about M frames "
+                                       "(kept for comparison; this pack's old 'drop')."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Noise seed; clip c uses seed + c. Ignored for the noise when a NOISE input "
                                      "is connected (its own seed is used)."),

@@ -292,6 +292,8 @@ class MotionSmoothingPatch(io.ComfyNode):
         check_range(end_percent, 0.0, 1.0, node, "end_percent")
         check(start_percent <= end_percent, node, "end_percent",
               f"must be >= start_percent ({start_percent}), got {end_percent}")
+        if strength == 0:
+            return io.NodeOutput(model.clone())  # nothing installed: the model unchanged
         return io.NodeOutput(patch_motion_smoothing(model, strength, sigma_frames, start_percent, end_percent))
 
 

@@ -57,7 +57,7 @@ class ReferenceImageCondition(io.ComfyNode):
                                                         "EmptyLatentImage with batch_size = frames."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Blend of the reference-extended attention (and AdaIN) with the plain one. "
-                                       "0 = the model unchanged."),
+                                       "0 = the model and the video latent unchanged (the anchor is off too)."),
                 io.Float.Input("style_fidelity", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="reference-only's style fidelity: the unconditional CFG branch keeps this share "
                                        "of its plain attention, so CFG pushes towards the reference."),
@@ -111,6 +111,8 @@ class ReferenceImageCondition(io.ComfyNode):
             check_range(value, 0.0, 1.0, NODE, name)
         check(start_percent <= end_percent, NODE, "start_percent",
               f"must not be after end_percent ({start_percent} > {end_percent})")
+        if strength == 0:  # every part off, the first-frame anchor included: the model and latent unchanged
+            return io.NodeOutput(model.clone(), video_latent)
         m = apply_reference(model, ref[:1], strength, style_fidelity, attention_weight, adain_weight, start_percent,
                             end_percent, bool(anchor_first_frame), bool(concat_reference), int(noise_seed), node=NODE)
         return io.NodeOutput(m, reference_video_latent(video_latent, ref, bool(anchor_first_frame)))

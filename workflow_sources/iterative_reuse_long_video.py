@@ -17,7 +17,7 @@ spec = [
      "title": "Negative"},
     {"id": 4, "type": "EmptyLatentImage", "widgets": [512, 512, 16], "title": "One clip: N = 16 frames"},
     {"id": 5, "type": "CoherentVideo_IterativeReuseSampler",
-     "widgets": [64, 4, 4.0, 0.4, True, "drop", 42, "fixed", 20, 7.5, "euler", "normal", 1.0],
+     "widgets": [64, 4, 4.0, 0.4, True, "forward", 42, "fixed", 20, 7.5, "euler", "normal", 1.0],
      "inputs": {"model": (1, 0), "positive": (2, 0), "negative": (3, 0), "latent_image": (4, 0)}},
     {"id": 6, "type": "VAEDecode", "inputs": {"samples": (5, 0), "vae": (1, 2)}},
     {"id": 7, "type": "SaveAnimatedWEBP", "widgets": ["CoherentVideo/iterative_reuse", 8.0, False, 90, "default"],
