@@ -21,6 +21,9 @@ if str(ROOT) not in sys.path:
 from tools import comfy_env, fixtures  # noqa: E402
 
 comfy_env.bootstrap()
+# Bind ComfyUI's nodes.py now: the repository root has an __init__.py, so pytest later puts it first on sys.path,
+# where `import nodes` would find this pack's nodes/ package (single-file runs failed in the comfy fixture).
+import nodes  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
