@@ -139,9 +139,9 @@ class FlowTemporalUpsample(io.ComfyNode):
                                        "or target_fps."),
                 io.Combo.Input("quality", options=list(flowlib.PRESETS), default="balanced",
                                tooltip="Weight-free flow preset (warps x iterations per pyramid level, block-match "
-                                       "radius at 1/4 size): fast (3 x 5, 2 warps at full size, radius 8, about "
-                                       "2x faster), balanced (5 x 10, radius 12), quality (8 x 20, radius 16, about "
-                                       "2x slower)."),
+                                       "radius at 1/4 size): fast (3 x 5, 2 warps at full size, radius 8), "
+                                       "balanced (5 x 10, one warp of 10 iterations at full size, radius 12), "
+                                       "quality (8 x 20, radius 16, slowest)."),
                 io.Combo.Input("occlusion", options=list(OCCLUSION), default="visibility-weighted backward warp",
                                tooltip="Occlusion handling from forward-backward flow consistency: splat flows to t "
                                        "and blend the backward-warped frames by visibility, or softmax-splat the "
