@@ -8,6 +8,13 @@ import torch
 from ..model_patches.errors import NodeInputError  # noqa: F401  (re-exported for the node modules)
 
 CATEGORY = "CoherentVideo"
+# Every node id (what workflows save as a node's "type") carries this prefix so it cannot clash with another
+# pack's; errors and display names keep the short, readable name.
+ID_PREFIX = "CoherentVideo_"
+
+
+def node_id(name: str) -> str:
+    return ID_PREFIX + name
 
 
 def check(cond: bool, node: str, input_name: str, message: str) -> None:

@@ -11,7 +11,7 @@ from comfy_api.latest import io
 
 from ..model_patches.noise import MODES, parse_schedule
 from ..model_patches.noise_hooks import BaseResidualNoiseGenerator, NoiseSettings, patch_model
-from ._common import CATEGORY, NodeInputError, check_range
+from ._common import CATEGORY, NodeInputError, check_range, node_id
 
 
 def _noise_inputs() -> list:
@@ -61,7 +61,7 @@ class BaseResidualNoise(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="BaseResidualNoise",
+            node_id=node_id("BaseResidualNoise"),
             display_name="Base + Residual Noise (VideoFusion)",
             category=f"{CATEGORY}/noise",
             description="VideoFusion's decomposed noise for video latents (frames on the batch axis): "
@@ -88,7 +88,7 @@ class BaseResidualNoiseModel(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="BaseResidualNoiseModel",
+            node_id=node_id("BaseResidualNoiseModel"),
             display_name="Base + Residual Noise Model Patch (VideoFusion)",
             category=f"{CATEGORY}/noise",
             description="Gives KSampler/KSamplerAdvanced the BaseResidualNoise initial noise (from the sampler's "

@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..model_patches.attention import ANCHOR_MODES, CROSS_MODES
 from ..model_patches.attention_hooks import apply_cross_stream
-from ._common import CATEGORY, NodeInputError, check, check_range
+from ._common import CATEGORY, NodeInputError, check, check_range, node_id
 
 NODE = "CrossStreamAttention"
 
@@ -19,7 +19,7 @@ class CrossStreamAttention(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id=NODE,
+            node_id=node_id(NODE),
             display_name="Cross-Stream Attention (DSDN)",
             category=f"{CATEGORY}/attention",
             description="Makes an image model's frames coherent by extending each frame's self-attention keys/values "

@@ -15,10 +15,10 @@ import folder_paths
 
 from ..model_patches import flow as flowlib
 from ..model_patches import rife as rifelib
-from ._common import CATEGORY, NodeInputError, check, check_finite
+from ._common import CATEGORY, NodeInputError, check, check_finite, node_id
 
 NODE = "FlowTemporalUpsample"
-LOADER = "CoherentVideoRIFELoader"
+LOADER = "RIFELoader"
 MODEL_FOLDER = "frame_interpolation"
 RIFE_EXTENSIONS = {".pkl", ".pth", ".pt", ".ckpt", ".safetensors"}
 RIFE_TYPE = io.Custom("COHERENT_VIDEO_RIFE")
@@ -62,7 +62,7 @@ class RIFELoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=LOADER,
+            node_id=node_id(LOADER),
             display_name="Load RIFE 4.x (CoherentVideo)",
             category=f"{CATEGORY}/interpolation",
             description=(
@@ -108,7 +108,7 @@ class FlowTemporalUpsample(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=NODE,
+            node_id=node_id(NODE),
             display_name="Flow Temporal Upsample",
             category=f"{CATEGORY}/interpolation",
             description=(

@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from ..model_patches.reuse import OVERLAP_MODES, clip_count, frame_dim_of
 from ..model_patches.reuse_hooks import sample_iterative_reuse
-from ._common import CATEGORY, NodeInputError, check, check_range
+from ._common import CATEGORY, NodeInputError, check, check_range, node_id
 
 NODE = "IterativeReuseSampler"
 ClipConditionings = io.Custom("COHERENT_CLIP_CONDITIONINGS")
@@ -22,7 +22,7 @@ class IterativeReuseSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id=NODE,
+            node_id=node_id(NODE),
             display_name="Iterative Reuse Sampler (VidRD long video)",
             category=f"{CATEGORY}/sampling",
             description="Reuse and Diffuse (VidRD): samples a long video as clips of the latent's frame count N. "
@@ -126,7 +126,7 @@ class PerClipConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="PerClipConditioning",
+            node_id=node_id("PerClipConditioning"),
             display_name="Per-Clip Conditioning (prompt travel)",
             category=f"{CATEGORY}/sampling",
             description="Appends a positive conditioning for the next `clips` clips of IterativeReuseSampler to a "

@@ -10,9 +10,9 @@ from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..model_patches import motion as mm
 from ..model_patches.motion_hooks import patch_motion_smoothing
-from ._common import CATEGORY, NodeInputError, check, check_finite, check_range
+from ._common import CATEGORY, NodeInputError, check, check_finite, check_range, node_id
 
-MotionType = io.Custom("MOTION")
+MotionType = io.Custom("COHERENT_MOTION")  # prefixed: "MOTION" is used by other packs
 
 CAT = f"{CATEGORY}/motion"
 CONTENT_MODES = {"first frame": ("anchor", "first"), "center frame": ("anchor", "center"),
@@ -68,7 +68,7 @@ class MotionDecomposer(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="MotionDecomposer",
+            node_id=node_id("MotionDecomposer"),
             display_name="Motion Decomposer (DSDN)",
             category=CAT,
             description="Split a video into CONTENT (one frame: an anchor frame or the temporal mean) and MOTION "
@@ -112,7 +112,7 @@ class MotionCombiner(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="MotionCombiner",
+            node_id=node_id("MotionCombiner"),
             display_name="Motion Combiner (DSDN)",
             category=CAT,
             description="Rebuild a video from CONTENT and MOTION (exact inverse of MotionDecomposer). Content from "
@@ -161,7 +161,7 @@ class MotionScale(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="MotionScale",
+            node_id=node_id("MotionScale"),
             display_name="Motion Scale",
             category=CAT,
             description="Amplify (>1) or damp (<1) motion inside a frame range; 0 freezes it, negative reverses it.",
@@ -188,7 +188,7 @@ class MotionSmooth(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="MotionSmooth",
+            node_id=node_id("MotionSmooth"),
             display_name="Motion Smooth",
             category=CAT,
             description="Low-pass motion over time (Gaussian, or edge-preserving bilateral) to remove jitter.",
@@ -231,7 +231,7 @@ class MotionClamp(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="MotionClamp",
+            node_id=node_id("MotionClamp"),
             display_name="Motion Clamp (anti-flicker)",
             category=CAT,
             description="Clamp outlier motion (flicker spikes): each change is limited to the temporal median "
@@ -260,7 +260,7 @@ class MotionSmoothingPatch(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="MotionSmoothingPatch",
+            node_id=node_id("MotionSmoothingPatch"),
             display_name="Motion Smoothing (in sampler)",
             category=CAT,
             description="At each step inside the sigma range, split the denoised video into temporal mean and motion, "
@@ -276,7 +276,7 @@ class MotionSmoothingPatch(io.ComfyNode):
                 io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="End of the active range as a fraction of the sampling schedule."),
             ],
-            outputs=[io.Model.Output()],
+            outputs=[io.Model.Output(tooltip="A patched clone of the model (the input model is not changed).")],
         )
 
     @classmethod

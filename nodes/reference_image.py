@@ -9,7 +9,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..model_patches.attention_hooks import apply_reference
-from ._common import CATEGORY, NodeInputError, check, check_finite, check_range
+from ._common import CATEGORY, NodeInputError, check, check_finite, check_range, node_id
 
 NODE = "ReferenceImageCondition"
 
@@ -40,7 +40,7 @@ class ReferenceImageCondition(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id=NODE,
+            node_id=node_id(NODE),
             display_name="Reference Image Condition (VideoGen)",
             category=f"{CATEGORY}/attention",
             description="VideoGen-style reference-image conditioning without training: every frame's self-attention "

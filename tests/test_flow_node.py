@@ -34,7 +34,7 @@ def psnr(a, b):
 
 
 def test_schema_lists_the_node(comfy, node):
-    assert comfy.NODE_CLASS_MAPPINGS["FlowTemporalUpsample"].__name__ == node.__name__
+    assert comfy.NODE_CLASS_MAPPINGS["CoherentVideo_FlowTemporalUpsample"].__name__ == node.__name__
     schema = node.GET_SCHEMA()
     assert all(i.tooltip for i in schema.inputs)
     # issue 12: no combo with a single option (the old 'method' combo offered only 'weight-free flow'

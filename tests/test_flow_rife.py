@@ -162,10 +162,10 @@ def test_node_with_rife_file(comfy, pack, tmp_path):
         flow_only = FlowTemporalUpsample.execute(images=imgs, multiplier=2, quality="fast").result[0]
         assert not torch.equal(flow_only[1], res[1])  # rife_model is really used
         with pytest.raises(NodeInputError,
-                           match=r"\[CoherentVideoRIFELoader\] input 'rife_name': not_rife.pth: .*not a RIFE"):
+                           match=r"\[RIFELoader\] input 'rife_name': not_rife.pth: .*not a RIFE"):
             RIFELoader.execute(rife_name="not_rife.pth")
         with pytest.raises(NodeInputError,
-                           match=r"\[CoherentVideoRIFELoader\] input 'rife_name': film_net.pth: a FILM model"):
+                           match=r"\[RIFELoader\] input 'rife_name': film_net.pth: a FILM model"):
             RIFELoader.execute(rife_name="film_net.pth")
         with pytest.raises(NodeInputError, match="input 'rife_name': 'missing.pth' not found"):
             RIFELoader.execute(rife_name="missing.pth")

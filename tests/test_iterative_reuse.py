@@ -293,7 +293,7 @@ def test_per_clip_conditioning_list(node, tiny_cond):
 def test_workflow_runs_headless_on_random_sd15(sd15_ckpt, tmp_path):
     wf = ROOT / "workflows" / "iterative_reuse_long_video.json"
     data = json.loads(wf.read_text())
-    sampler = next(n for n in data["nodes"] if n["type"] == NODE)
+    sampler = next(n for n in data["nodes"] if n["type"] == "CoherentVideo_" + NODE)
     latent_node = next(n for n in data["nodes"] if n["type"] == "EmptyLatentImage")
     assert next(n for n in data["nodes"] if n["type"] == "CheckpointLoaderSimple")["widgets_values"] == ["random_sd15.safetensors"]
     s, lt = sampler["id"], latent_node["id"]

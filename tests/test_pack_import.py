@@ -20,7 +20,9 @@ import asyncio
 ext = asyncio.run(pack.comfy_entrypoint())
 node_list = asyncio.run(ext.get_node_list())
 new = sorted({m.split('.')[0] for m in set(sys.modules) - before})
-print(json.dumps({"new": new, "nodes": [c.GET_SCHEMA().node_id for c in node_list]}))
+schemas = [c.GET_SCHEMA() for c in node_list]
+untipped = [f"{s.node_id}.{p.id}" for s in schemas for p in list(s.inputs) + list(s.outputs) if not p.tooltip]
+print(json.dumps({"new": new, "nodes": [s.node_id for s in schemas], "untipped": untipped}))
 """
 
 ALLOWED = {"coherent_video", "kornia", "kornia_rs", "einops", "safetensors", "numpy", "torch", "comfy", "comfy_api",
@@ -33,5 +35,8 @@ def test_pack_import_is_light_and_registers_nodes():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     heavy = [m for m in out["new"] if m not in ALLOWED and not m.startswith("_")]
     assert not heavy, f"importing the pack imported {heavy}"
-    assert {"BaseResidualNoise", "BaseResidualNoiseModel"} <= set(out["nodes"])
+    assert {"CoherentVideo_BaseResidualNoise", "CoherentVideo_BaseResidualNoiseModel"} <= set(out["nodes"])
+    unprefixed = [n for n in out["nodes"] if not n.startswith("CoherentVideo_")]
+    assert not unprefixed, f"node ids without the pack prefix (they could clash with another pack's): {unprefixed}"
     assert len(out["nodes"]) == len(set(out["nodes"])), "duplicate node ids"
+    assert not out["untipped"], f"inputs/outputs without a tooltip: {out['untipped']}"

@@ -80,7 +80,7 @@ def test_runner_executes_bundled_workflow_on_random_sd15(runner, models_dir, tmp
     out = runner.run(str(ROOT / "workflows" / "base_residual_noise.json"), output_dir=str(tmp_path),
                      models_dirs=[models_dir], quiet=True,
                      sets=["4.width=64", "4.height=64", "4.batch_size=3", "8.steps=1"])
-    assert out["prompt"]["5"]["class_type"] == "BaseResidualNoise"
+    assert out["prompt"]["5"]["class_type"] == "CoherentVideo_BaseResidualNoise"
     assert len(out["files"]) == 1 and out["files"][0].endswith(".webp")
     from PIL import Image
 
@@ -91,14 +91,14 @@ def test_runner_executes_bundled_workflow_on_random_sd15(runner, models_dir, tmp
 def test_runner_errors_name_node_class_and_input(runner, models_dir, tmp_path):
     wf = str(ROOT / "workflows" / "base_residual_noise.json")
     small = ["4.width=64", "4.height=64", "4.batch_size=3", "8.steps=1"]
-    with pytest.raises(runner.RunError, match=r"node 5 \(BaseResidualNoise\) input 'base_ratio'"):
+    with pytest.raises(runner.RunError, match=r"node 5 \(CoherentVideo_BaseResidualNoise\) input 'base_ratio'"):
         runner.run(wf, output_dir=str(tmp_path), models_dirs=[models_dir], quiet=True, sets=small + ["5.base_ratio=2"])
     with pytest.raises(runner.RunError, match=r"node 1 \(CheckpointLoaderSimple\) input 'ckpt_name'.*folder 'checkpoints', searched"):
         runner.run(wf, output_dir=str(tmp_path), models_dirs=[models_dir], quiet=True,
                    sets=small + ["1.ckpt_name=missing.safetensors"])
     with pytest.raises(runner.RunError, match=r"node 9 \(SamplerCustomAdvanced\).*\[BaseResidualNoise\] input 'key_frame'"):
         runner.run(wf, output_dir=str(tmp_path), models_dirs=[models_dir], quiet=True, sets=small + ["5.key_frame=40"])
-    with pytest.raises(runner.RunError, match=r"node 5 \(BaseResidualNoise\) has no input 'nope'"):
+    with pytest.raises(runner.RunError, match=r"node 5 \(CoherentVideo_BaseResidualNoise\) has no input 'nope'"):
         runner.run(wf, output_dir=str(tmp_path), quiet=True, sets=["5.nope=1"])
 
 

@@ -99,7 +99,7 @@ def test_prompt_with_pack_node_succeeds(server):
     prompt = {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "random_sd15.safetensors"}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a boat"}},
-        "3": {"class_type": "BaseResidualNoiseModel",
+        "3": {"class_type": "CoherentVideo_BaseResidualNoiseModel",
               "inputs": {"model": ["1", 0], "mode": "shared", "base_ratio": 0.6, "alpha": 1.0, "key_frame": -1,
                          "initial_noise": True, "per_step_noise": False}},
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 2}},

@@ -12,7 +12,7 @@ spec = [
     {"id": 3, "type": "CLIPTextEncode", "widgets": ["blurry, flicker, watermark"], "inputs": {"clip": (1, 1)},
      "pos": [350, 200], "title": "Negative"},
     {"id": 4, "type": "EmptyLatentImage", "widgets": [512, 512, 16], "pos": [350, 400], "title": "16 frames"},
-    {"id": 5, "type": "BaseResidualNoise", "widgets": [42, "fixed", "shared", 0.5, 1.0, -1, ""], "pos": [700, 0]},
+    {"id": 5, "type": "CoherentVideo_BaseResidualNoise", "widgets": [42, "fixed", "shared", 0.5, 1.0, -1, ""], "pos": [700, 0]},
     {"id": 6, "type": "CFGGuider", "widgets": [7.5], "inputs": {"model": (1, 0), "positive": (2, 0), "negative": (3, 0)},
      "pos": [700, 250]},
     {"id": 7, "type": "KSamplerSelect", "widgets": ["euler"], "pos": [700, 400]},

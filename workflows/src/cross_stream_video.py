@@ -17,7 +17,7 @@ spec = [
     {"id": 3, "type": "CLIPTextEncode", "widgets": ["blurry, flicker, watermark, text"], "inputs": {"clip": (1, 1)},
      "pos": [350, 220], "title": "Negative"},
     {"id": 4, "type": "EmptyLatentImage", "widgets": [512, 512, 16], "pos": [350, 440], "title": "16 frames"},
-    {"id": 5, "type": "CrossStreamAttention", "widgets": ["anchor", "first", 0, 1.0, True, True, True, 0, 0.0, 1.0],
+    {"id": 5, "type": "CoherentVideo_CrossStreamAttention", "widgets": ["anchor", "first", 0, 1.0, True, True, True, 0, 0.0, 1.0],
      "inputs": {"model": (1, 0)}, "pos": [700, 0]},
     {"id": 6, "type": "KSampler", "widgets": [11, "fixed", 20, 7.0, "euler", "normal", 1.0],
      "inputs": {"model": (5, 0), "positive": (2, 0), "negative": (3, 0), "latent_image": (4, 0)}, "pos": [1050, 0]},

@@ -18,7 +18,7 @@ spec = [
     {"id": 2, "type": "GetVideoComponents", "inputs": {"video": (1, 0)}, "pos": [320, 0]},
     # widgets: multiplier, target_fps, source_fps (linked), quality, occlusion,
     #          scene_cut_detection, scene_cut_threshold, chunk_size
-    {"id": 3, "type": "FlowTemporalUpsample",
+    {"id": 3, "type": "CoherentVideo_FlowTemporalUpsample",
      "widgets": [4, 0.0, 12.5, "balanced", "visibility-weighted backward warp", True, 0.35, 4],
      "inputs": {"images": (2, 0), "source_fps": (2, 2)}, "pos": [640, 0], "title": "FlowTemporalUpsample x4"},
     {"id": 4, "type": "CreateVideo", "widgets": [50.0], "inputs": {"images": (3, 0), "fps": (3, 2)}, "pos": [1000, 0]},

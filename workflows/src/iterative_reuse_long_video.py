@@ -16,7 +16,7 @@ spec = [
      "pos": [350, 200], "title": "Negative"},
     {"id": 4, "type": "EmptyLatentImage", "widgets": [512, 512, 16], "pos": [350, 400],
      "title": "One clip: N = 16 frames"},
-    {"id": 5, "type": "IterativeReuseSampler",
+    {"id": 5, "type": "CoherentVideo_IterativeReuseSampler",
      "widgets": [64, 4, 4.0, 0.4, True, "drop", 42, "fixed", 20, 7.5, "euler", "normal", 1.0],
      "inputs": {"model": (1, 0), "positive": (2, 0), "negative": (3, 0), "latent_image": (4, 0)},
      "pos": [700, 0]},

@@ -24,9 +24,9 @@ spec = [
      "pos": [700, 0], "title": "text-to-image reference"},
     # video: frames conditioned on the reference
     {"id": 6, "type": "EmptyLatentImage", "widgets": [512, 512, 16], "pos": [700, 500], "title": "16 frames"},
-    {"id": 7, "type": "ReferenceImageCondition", "widgets": [1.0, 0.5, 1.0, 0.0, 0.0, 1.0, True, False, 0, "fixed"],
+    {"id": 7, "type": "CoherentVideo_ReferenceImageCondition", "widgets": [1.0, 0.5, 1.0, 0.0, 0.0, 1.0, True, False, 0, "fixed"],
      "inputs": {"model": (1, 0), "reference": (5, 0), "video_latent": (6, 0)}, "pos": [1050, 0]},
-    {"id": 8, "type": "BaseResidualNoise", "widgets": [42, "fixed", "shared", 0.5, 1.0, -1, ""], "pos": [1050, 450]},
+    {"id": 8, "type": "CoherentVideo_BaseResidualNoise", "widgets": [42, "fixed", "shared", 0.5, 1.0, -1, ""], "pos": [1050, 450]},
     {"id": 9, "type": "CFGGuider", "widgets": [7.0], "inputs": {"model": (7, 0), "positive": (2, 0), "negative": (3, 0)},
      "pos": [1400, 0]},
     {"id": 10, "type": "KSamplerSelect", "widgets": ["euler"], "pos": [1400, 200]},
