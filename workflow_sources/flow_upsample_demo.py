@@ -9,10 +9,10 @@ NAME = "Frame interpolation x4 - no weights"
 spec = [
     {"id": 1, "type": "CoherentVideo_LoadBundledClip", "widgets": ["bbb_flow_demo.mp4"], "title": "Bundled clip (12.5 fps)"},
     {"id": 2, "type": "GetVideoComponents", "inputs": {"video": (1, 0)}},
-    # widgets: multiplier, target_fps, source_fps (linked), method, quality, occlusion,
+    # widgets: multiplier, target_fps, source_fps (linked), quality, occlusion,
     #          scene_cut_detection, scene_cut_threshold, chunk_size
     {"id": 3, "type": "CoherentVideo_FlowTemporalUpsample",
-     "widgets": [4, 0.0, 12.5, "weight-free flow", "balanced", "visibility-weighted backward warp", True, 0.35, 4],
+     "widgets": [4, 0.0, 12.5, "balanced", "visibility-weighted backward warp", True, 0.35, 4],
      "inputs": {"images": (2, 0), "source_fps": (2, 2)}, "title": "Flow Temporal Upsample x4"},
     {"id": 4, "type": "CreateVideo", "widgets": [50.0], "inputs": {"images": (3, 0), "fps": (3, 2)}},
     {"id": 5, "type": "SaveVideo", "widgets": ["CoherentVideo/flow_upsample_x4", "auto", "auto"],
