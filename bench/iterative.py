@@ -1,19 +1,29 @@
-"""Benchmark IterativeReuseSampler (VidRD) on the tiny SD1.5-architecture U-Net.
+"""Benchmark IterativeReuseSampler (VidRD) on the tiny SD1.5-architecture U-Net; every figure can fail.
 
-    .venv/bin/python bench/iterative.py            # writes bench/results/iterative.json
+    .venv/bin/python bench/iterative.py [--pairs 5]     # writes bench/results/iterative.json
 
-- wall_ratio      : wall time of an 8-clip run / a block of 8 one-clip runs, both through the node (target
-                    <= 1.05); blocks interleaved, minimum of each (shared machine); one torch thread;
-                    CPU-time ratio reported beside it.
-                    Also reported: one clip through the node / the same clip through SamplerCustomAdvanced.
-- peak_mem_ratio  : peak memory growth of a 256-frame run / a one-clip run (target <= 1.1). On CUDA: peak
-                    allocated bytes; on CPU: peak RSS growth (VmHWM after the run - VmRSS before it, the
-                    peak reset through /proc/self/clear_refs), each run in its own subprocess.
-- seam_ratio      : {defaults, independent}: mean |z_{t+1} - z_t| across clip seams / within clips, for the
-                    default settings (M=4, sigma=4, g=0.4) and for naive independent clips (fnr off, sigma=0,
-                    g=0), same clip plan. The tiny U-Net is an image model with random weights, so frames are
-                    only related through their noise: these runs use BaseResidualNoise (shared base) as the
-                    NOISE input; ``seam_ratio_plain_noise`` repeats them with ComfyUI's plain noise.
+One torch thread throughout (``torch.set_num_threads(1)``, stated in the JSON): on a shared machine
+multi-threaded kernels time contention. Every ratio is reported as {median, min, max, pairs} over
+>= 5 interleaved pairs (or >= 5 seeds for the seam figures).
+
+- wall_ratio      : one 8-clip node run / 8 plain ``SamplerCustomAdvanced`` runs of one clip (the same
+                    clip size, steps, sampler; ComfyUI's own noise), interleaved pairs. The node does the
+                    same sampling plus FNR/PNS/DSG bookkeeping, so the ratio should be >= 1 and small
+                    (target <= 1.05).
+- peak_mem_ratio  : peak memory growth of an 8-clip run / a one-clip run, interleaved pairs in one subprocess
+                    (CPU: peak RSS through /proc/self/clear_refs + VmHWM, every allocation >= 64 KiB mmapped
+                    so RSS follows the live tensors; CUDA: max_memory_allocated), target <= 1.1. The tiny
+                    U-Net at an 8x8 latent with 30 steps and M=6, g=1: there one clip's own tensors (its
+                    noise, samples and DSG record) are ``leak_fraction`` of the one-clip growth, so keeping
+                    one clip's tensors alive one clip too long would add that much (>= 5 %, reported).
+- seam_ratio      : on time-ordered content (BaseResidualNoise ``progressive``, alpha 1: frames are an
+                    AR(1) chain, so frame distance grows with time distance; the tiny image model keeps
+                    that order): mean |z_{t+1} - z_t| across the clip seams / the same within clips, per
+                    overlap mode at the defaults (M=4, sigma=4, g=0.4) and for independent clips.
+                    ``seam_backtrack``: for the M frames after each seam, how many frames back from the
+                    seam the nearest frame of the previous clip is (0 = the video continues from its last
+                    frame; concat's back-and-forth gives (M-1)/2; the old drop's jump back of M frames, which then
+                    runs backwards, gives M + (M-1)/2).
 """
 from __future__ import annotations
 
@@ -32,8 +42,10 @@ sys.path.insert(0, str(ROOT))
 from tools import comfy_env, fixtures  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "iterative.json"
-SETTINGS = dict(noise_recycle=4.0, guidance_ratio=0.4, fnr=True, overlap_mode="drop", seed=0, cfg=2.0,
+THREADS = 1
+SETTINGS = dict(noise_recycle=4.0, guidance_ratio=0.4, fnr=True, overlap_mode="forward", seed=0, cfg=2.0,
                 sampler_name="euler", scheduler="normal", denoise=1.0)
+MODES = ("forward", "concat", "reversed_drop")
 
 
 def setup():
@@ -42,10 +54,14 @@ def setup():
     comfy_env.load_pack_module()
     import torch
 
-    torch.set_num_threads(1)  # shared 2-core machine: no OpenMP spinning against other processes
+    torch.set_num_threads(THREADS)
     from coherent_video.nodes.iterative_reuse import IterativeReuseSampler
 
     return IterativeReuseSampler
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "pairs": list(values)}
 
 
 def run(node, model, cond, frames, size, total, overlap, steps, **kw):
@@ -57,51 +73,40 @@ def run(node, model, cond, frames, size, total, overlap, steps, **kw):
     return node.execute(model, cond[0], cond[1], lat, **args).result[0]["samples"]
 
 
-def timed(fn):
-    t, c = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - t, time.process_time() - c
-
-
-def bench_wall(node, model, cond, n=8, m=4, size=16, steps=4, rounds=3):
-    """An 8-clip run against a block of 8 one-clip runs, interleaved over ``rounds``; the machine is
-    shared, so the least disturbed (minimum) block of each kind is compared. Process CPU time is
-    reported beside the wall time."""
+def bench_wall(node, model, cond, pairs: int, n=8, m=4, size=16, steps=4, clips=8) -> dict:
+    """Interleaved pairs: (one ``clips``-clip node run, ``clips`` plain SamplerCustomAdvanced runs)."""
     from comfy_extras.nodes_custom_sampler import (BasicScheduler, CFGGuider, KSamplerSelect, RandomNoise,
                                                    SamplerCustomAdvanced)
     import torch
 
-    total8 = n + 7 * (n - m)
+    total = n + (clips - 1) * (n - m)
     guider = CFGGuider.execute(model, cond[0], cond[1], SETTINGS["cfg"]).result[0]
     sampler = KSamplerSelect.execute("euler").result[0]
     sigmas = BasicScheduler.execute(model, "normal", steps, 1.0).result[0]
     lat = {"samples": torch.zeros(n, 4, size, size)}
 
-    def one_block():
-        for _ in range(8):
-            run(node, model, cond, n, size, n, m, steps)
-
-    def plain_block():
-        for c in range(8):
+    def plain():
+        for c in range(clips):
             SamplerCustomAdvanced.execute(RandomNoise.execute(c).result[0], guider, sampler, sigmas, lat)
 
-    eight_run = lambda: run(node, model, cond, n, size, total8, m, steps)  # noqa: E731
-    run(node, model, cond, n, size, n, m, steps)  # warm-up
-    one, eight, plain = [], [], []
-    for _ in range(rounds):
-        one.append(timed(one_block))
-        eight.append(timed(eight_run))
-        plain.append(timed(plain_block))
-    one_w, eight_w, plain_w = (min(w for w, _ in v) for v in (one, eight, plain))
-    one_c, eight_c, plain_c = (min(c for _, c in v) for v in (one, eight, plain))
-    return dict(clip_frames=n, overlap=m, latent=f"{size}x{size}", steps=steps, total_frames_8_clips=total8,
-                rounds=rounds, eight_one_clip_runs_s=one_w, eight_clips_s=eight_w, eight_plain_clips_s=plain_w,
-                eight_one_clip_runs_cpu_s=one_c, eight_clips_cpu_s=eight_c, eight_plain_clips_cpu_s=plain_c,
-                wall_ratio=eight_w / one_w, cpu_ratio=eight_c / one_c, node_vs_plain_per_clip=one_w / plain_w,
-                node_vs_plain_per_clip_cpu=one_c / plain_c,
-                all_wall_s={"8x_one_clip": [w for w, _ in one], "eight_clips": [w for w, _ in eight],
-                            "8x_plain": [w for w, _ in plain]},
-                load_average_after=os.getloadavg())
+    def node_run():
+        run(node, model, cond, n, size, total, m, steps)
+
+    node_run(), plain()  # warm-up
+    node_s, plain_s, ratios = [], [], []
+    for i in range(pairs):
+        order = (node_run, plain) if i % 2 == 0 else (plain, node_run)  # alternate who goes first
+        t = {}
+        for fn in order:
+            t0 = time.perf_counter()
+            fn()
+            t[fn] = time.perf_counter() - t0
+        node_s.append(t[node_run])
+        plain_s.append(t[plain])
+        ratios.append(t[node_run] / t[plain])
+    return dict(clip_frames=n, overlap=m, latent=f"{size}x{size}", steps=steps, clips=clips, total_frames=total,
+                node_s=node_s, plain_s=plain_s, wall_ratio=spread(ratios),
+                baseline="plain SamplerCustomAdvanced x clips (same clip size, steps, sampler, cfg)")
 
 
 def _proc_kb(field: str) -> int:
@@ -111,77 +116,125 @@ def _proc_kb(field: str) -> int:
     raise RuntimeError(field)
 
 
-def mem_child(kind: str, n: int, m: int, size: int, steps: int) -> dict:
+MEM = dict(n=8, m=6, size=8, steps=30, guidance_ratio=1.0, clips=8, channels=32)
+
+
+def mem_child(pairs: int) -> dict:
+    """One process, ``pairs`` interleaved (one clip, 8 clips) runs; each run's peak growth is measured
+    from the RSS just before it (peak reset through /proc/self/clear_refs)."""
     import gc
 
     import torch
 
     node = setup()
-    model = fixtures.tiny_model()
+    n, m, size, steps, g = MEM["n"], MEM["m"], MEM["size"], MEM["steps"], MEM["guidance_ratio"]
+    model = fixtures.tiny_model(0, model_channels=MEM["channels"])
     cond = fixtures.tiny_cond(seed=1), fixtures.tiny_cond(seed=2)
     cuda = torch.cuda.is_available()
-    run(node, model, cond, n, size, n, m, 1)  # warm-up: load the model, lazy imports
-    gc.collect()
-    total = n if kind == "one" else 256
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-    else:
-        before = _proc_kb("VmRSS") * 1024
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to the current RSS
-    t = time.perf_counter()
-    out = run(node, model, cond, n, size, total, m, steps)
-    wall = time.perf_counter() - t
-    if cuda:
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        peak = _proc_kb("VmHWM") * 1024
-    return dict(kind=kind, frames=int(out.shape[0]), device="cuda" if cuda else "cpu", before_bytes=before,
-                peak_bytes=peak, growth_bytes=peak - before, wall_s=wall)
+    run(node, model, cond, n, size, n + (n - m), m, steps, guidance_ratio=g)  # warm-up: two clips, lazy imports
+
+    def growth(total):
+        gc.collect()
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+        else:
+            before = _proc_kb("VmRSS") * 1024
+            Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to the current RSS
+        out = run(node, model, cond, n, size, total, m, steps, guidance_ratio=g)
+        if cuda:
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated()
+        else:
+            peak = _proc_kb("VmHWM") * 1024
+        return peak - before, int(out.shape[0])
+
+    ones, longs = [], []
+    for _ in range(pairs):
+        ones.append(growth(n)[0])
+        g_long, frames = growth(n + (MEM["clips"] - 1) * (n - m))
+        longs.append(g_long)
+    return dict(device="cuda" if cuda else "cpu", one=ones, long=longs, long_frames=frames)
 
 
-def bench_mem(n=16, m=4, size=16, steps=2):
-    res = {}
-    for kind in ("one", "long"):
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--mem-child", kind, "--mem-n", str(n), "--mem-m", str(m),
-               "--mem-size", str(size), "--mem-steps", str(steps)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def bench_mem(pairs: int, child_result: str | None = None) -> dict:
+    n, m, size, steps, g = MEM["n"], MEM["m"], MEM["size"], MEM["steps"], MEM["guidance_ratio"]
+    frame = 4 * size * size * 4  # one latent frame, float32
+    record_until = max(sum(1 for s in range(steps) if s < (m - k) * (steps / m) * g) for k in range(m))
+    record = record_until * 2 * m * frame  # DSG record: model input + output of the M source frames per step
+    one_clip_tensors = 3 * n * frame + record  # fresh noise, mixed noise, samples + the DSG record
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--mem-child", str(pairs)]
+    # allocations from 64 KiB up mmapped and returned at free: RSS follows the live tensors
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    if child_result:  # the output of an earlier `--mem-child N` run (same environment variables)
+        r = json.loads(Path(child_result).read_text().strip().splitlines()[-1])
+    else:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-3000:])
-        res[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return dict(clip_frames=n, overlap=m, latent=f"{size}x{size}", steps=steps, one=res["one"], long=res["long"],
-                peak_mem_ratio=res["long"]["growth_bytes"] / res["one"]["growth_bytes"], measure=res["one"]["device"])
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+    ratios = [b / a for a, b in zip(r["one"], r["long"])]
+    return dict(MEM, measure=r["device"], one_growth_bytes=r["one"], long_growth_bytes=r["long"],
+                long_frames=r["long_frames"], one_clip_tensor_bytes=one_clip_tensors, dsg_record_bytes=record,
+                leak_fraction=one_clip_tensors / statistics.median(r["one"]), peak_mem_ratio=spread(ratios),
+                note="DSG needs two records at once (the previous clip's, replayed, and the current clip's, "
+                     "recorded), so a run of two or more clips holds one record more than a one-clip run")
 
 
-def bench_seams(node, model, cond, n=8, m=4, size=16, steps=4, total=24):
-    from coherent_video.model_patches.reuse import plan_clips, seam_ratio
+def seam_stats(frames, plan, overlap: int) -> tuple[float, float]:
+    import torch
+
+    z = frames.reshape(frames.shape[0], -1).double()
+    step = (z[1:] - z[:-1]).pow(2).mean(dim=1).sqrt()
+    seams = [p.dst_start - 1 for p in plan[1:]]
+    mask = torch.zeros(step.shape[0], dtype=torch.bool)
+    mask[seams] = True
+    ratio = float(step[mask].mean() / step[~mask].mean())
+    backs = []
+    for p in plan[1:]:
+        last = p.dst_start - 1  # last frame of the previous clip's output
+        past = z[max(0, last - 2 * overlap - 2): last + 1]
+        for j in range(1, min(overlap, p.length) + 1):
+            d = (past - z[last + j]).pow(2).mean(dim=1)
+            backs.append(past.shape[0] - 1 - int(d.argmin()))
+    return ratio, float(statistics.mean(backs))
+
+
+def bench_seams(node, model, cond, seeds: int, n=8, m=4, size=16, steps=4, total=36) -> dict:
+    from coherent_video.model_patches.reuse import plan_clips
     from coherent_video.nodes.base_residual_noise import BaseResidualNoise
 
-    plan = plan_clips(total, n, m, "drop")
-    independent = dict(fnr=False, noise_recycle=0.0, guidance_ratio=0.0)
+    runs = {mode: {} for mode in MODES}
+    runs["independent"] = dict(fnr=False, noise_recycle=0.0, guidance_ratio=0.0)
     out = {}
-    for label, noise in (("base_residual", BaseResidualNoise.execute(0, "shared", 0.5, 1.0, -1).result[0]),
-                         ("plain", None)):
-        extra = {"noise": noise} if noise is not None else {}
-        d = run(node, model, cond, n, size, total, m, steps, **extra)
-        i = run(node, model, cond, n, size, total, m, steps, **extra, **independent)
-        out[label] = dict(defaults=seam_ratio(d, plan), independent=seam_ratio(i, plan))
-    return dict(clip_frames=n, overlap=m, latent=f"{size}x{size}", steps=steps, total_frames=total, clips=len(plan), **out)
+    for label, extra in runs.items():
+        mode = extra.get("overlap_mode", label if label in MODES else "forward")
+        plan = plan_clips(total, n, m, mode)
+        ratios, backs = [], []
+        for seed in range(seeds):
+            noise = BaseResidualNoise.execute(seed, "progressive", 0.5, 1.0, -1).result[0]
+            z = run(node, model, cond, n, size, total, m, steps, noise=noise, overlap_mode=mode, **extra)
+            r, b = seam_stats(z, plan, m)
+            ratios.append(r)
+            backs.append(b)
+        out[label] = dict(overlap_mode=mode, seam_ratio=spread(ratios), seam_backtrack=spread(backs))
+    return dict(clip_frames=n, overlap=m, latent=f"{size}x{size}", steps=steps, total_frames=total,
+                noise="BaseResidualNoise progressive, alpha 1 (adjacent-frame correlation 0.707)", modes=out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mem-child", choices=["one", "long"])
-    ap.add_argument("--mem-n", type=int, default=16)
-    ap.add_argument("--mem-m", type=int, default=4)
-    ap.add_argument("--mem-size", type=int, default=16)
-    ap.add_argument("--mem-steps", type=int, default=2)
+    ap.add_argument("--mem-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--mem-result", help=argparse.SUPPRESS)
+    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--only", choices=["seams", "wall", "mem"], action="append",
+                    help="run only these parts and update them in the existing JSON")
     a = ap.parse_args()
     if a.mem_child:
-        print(json.dumps(mem_child(a.mem_child, a.mem_n, a.mem_m, a.mem_size, a.mem_steps)))
+        print(json.dumps(mem_child(a.mem_child)))
         return
+    parts = set(a.only or ["seams", "wall", "mem"])
 
     load_start = os.getloadavg()
     node = setup()
@@ -189,36 +242,49 @@ def main() -> None:
 
     model = fixtures.tiny_model()
     cond = fixtures.tiny_cond(seed=1), fixtures.tiny_cond(seed=2)
-    wall = bench_wall(node, model, cond)
-    seams = bench_seams(node, model, cond)
-    mem = bench_mem()
-    result = {
-        "wall_ratio": wall["wall_ratio"],
-        "peak_mem_ratio": mem["peak_mem_ratio"],
-        "seam_ratio": seams["base_residual"],
-        "seam_ratio_plain_noise": seams["plain"],
-        "details": {"wall": wall, "memory": mem, "seams": seams},
+    result = json.loads(RESULTS.read_text()) if RESULTS.exists() and a.only else {}
+    details = result.setdefault("details", {})
+    if "seams" in parts:
+        seams = bench_seams(node, model, cond, a.pairs)
+        details["seams"] = seams
+        result["seam_ratio"] = {k: v["seam_ratio"] for k, v in seams["modes"].items()}
+        result["seam_backtrack"] = {k: v["seam_backtrack"] for k, v in seams["modes"].items()}
+        result["seam_ratio_target"] = "forward (default) <= 1.15"
+    if "wall" in parts:
+        wall = bench_wall(node, model, cond, a.pairs)
+        details["wall"] = wall
+        result["wall_ratio"] = wall["wall_ratio"]
+    if "mem" in parts:
+        mem = bench_mem(a.pairs, a.mem_result)
+        details["memory"] = mem
+        result["peak_mem_ratio"] = mem["peak_mem_ratio"]
+    for k in ("seam_ratio", "seam_backtrack", "wall_ratio", "peak_mem_ratio", "seam_ratio_plain_noise"):
+        if k in result and not (isinstance(result[k], dict) and ("median" in result[k] or "forward" in result[k])):
+            result.pop(k)  # a figure from the old format, without its pairs
+    result.update({
         "model": "tiny SD1.5-architecture U-Net (tools/fixtures.tiny_model), random weights",
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
         "load_average_at_start": load_start,
+        "load_average_at_end": os.getloadavg(),
         "command": ".venv/bin/python bench/iterative.py",
-    }
+    })
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
-    print(f"{'measure':<34}{'value':>12}  baseline / note")
-    print(f"{'8 x one-clip run (node), s':<34}{wall['eight_one_clip_runs_s']:>12.3f}  8 x plain SamplerCustomAdvanced "
-          f"{wall['eight_plain_clips_s']:.3f} s (node/plain x{wall['node_vs_plain_per_clip']:.3f}, "
-          f"CPU time x{wall['node_vs_plain_per_clip_cpu']:.3f})")
-    print(f"{'one 8-clip run (node), s':<34}{wall['eight_clips_s']:>12.3f}  baseline: 8 x one-clip run above")
-    print(f"{'wall_ratio':<34}{wall['wall_ratio']:>12.3f}  target <= 1.05 (CPU-time ratio {wall['cpu_ratio']:.3f})")
-    print(f"{'peak growth one clip, MiB':<34}{mem['one']['growth_bytes'] / 2**20:>12.1f}  ({mem['measure']})")
-    print(f"{'peak growth 256 frames, MiB':<34}{mem['long']['growth_bytes'] / 2**20:>12.1f}  ({mem['long']['frames']} frames)")
-    print(f"{'peak_mem_ratio':<34}{mem['peak_mem_ratio']:>12.3f}  target <= 1.1")
-    for label in ("base_residual", "plain"):
-        s = seams[label]
-        print(f"{'seam_ratio defaults (' + label + ')':<34}{s['defaults']:>12.3f}  independent clips {s['independent']:.3f}")
+    def fmt(s):
+        return f"{s['median']:.3f} [{s['min']:.3f}, {s['max']:.3f}]"
+
+    print(f"torch threads: {torch.get_num_threads()}; ratios: median [min, max] over {a.pairs} pairs/seeds")
+    for label in result.get("seam_ratio", {}):
+        print(f"{'seam_ratio ' + label:<34}{fmt(result['seam_ratio'][label]):>28}   "
+              f"backtrack {fmt(result['seam_backtrack'][label])}")
+    if "wall_ratio" in result:
+        print(f"{'wall_ratio (node / plain x8)':<34}{fmt(result['wall_ratio']):>28}   target <= 1.05")
+    if "peak_mem_ratio" in result:
+        mem = details["memory"]
+        print(f"{'peak_mem_ratio (8 clips / one)':<34}{fmt(result['peak_mem_ratio']):>28}   target <= 1.1; "
+              f"one clip's tensors = {100 * mem['leak_fraction']:.1f} % of the one-clip growth")
     print(f"wrote {RESULTS}")
 
 

@@ -7,9 +7,10 @@ Two training-free families share this layer:
   ``ReferenceImageCondition`` as the training-free stand-in for VideoGen's reference-image
   conditioning (Li et al., arXiv 2309.00398);
 - cross-frame attention (Text2Video-Zero, Khachatryan et al., arXiv 2303.13439, Eq. 6), the
-  sparse-causal attention of Tune-A-Video (Wu et al., arXiv 2212.11565, Eq. 3) and a mutual
+  sparse-causal attention after Tune-A-Video (Wu et al., arXiv 2212.11565, Sec. 4.1; its keys are the
+  first and previous frames only, ours keep the frame's own keys too) and a mutual
   content/motion exchange, used by ``CrossStreamAttention`` as the training-free stand-in for DSDN's
-  cross-transformer (Liu et al., arXiv 2307.07131).
+  cross-transformer (Liu et al., arXiv 2308.08316).
 
 Batch layout. ComfyUI runs the CFG branches and the frames on one batch axis, branch-major:
 row ``b * F + f`` is frame ``f`` of branch ``b`` (``transformer_options["cond_or_uncond"]`` lists
@@ -26,7 +27,9 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 
-ANCHOR_MODES = ("first", "centre", "index")
+from .video import ANCHORS, anchor_index
+
+ANCHOR_MODES = ("first", "center", "last", "index")
 CROSS_MODES = ("anchor", "sparse_causal", "mutual")
 
 AttnFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -81,20 +84,18 @@ def from_frames(x: torch.Tensor) -> torch.Tensor:
 # which frames to look at (absolute indices)
 # --------------------------------------------------------------------------------------------
 def resolve_anchor(anchor: str, index: int, total_frames: int | None, frame_index: Sequence[int]) -> int:
-    """Absolute index of the anchor frame.
-
-    ``first`` is frame 0 (Text2Video-Zero's choice), ``centre`` is ``total_frames // 2`` (the
-    centre of the current window when the total is unknown), ``index`` is ``index``.
+    """Absolute index of the anchor frame, by the pack-wide convention
+    (:func:`model_patches.video.anchor_index`): ``first`` = 0 (Text2Video-Zero's choice),
+    ``center`` = ``(F - 1) // 2``, ``last`` = ``F - 1`` of the ``total_frames`` being sampled (of the
+    current window's frames when the total is unknown), ``index`` = ``index``.
     """
-    if anchor == "first":
-        return 0
-    if anchor == "centre":
-        if total_frames:
-            return int(total_frames) // 2
-        return int(frame_index[len(frame_index) // 2])
     if anchor == "index":
         return int(index)
-    raise ValueError(f"unknown anchor {anchor!r}; expected one of {ANCHOR_MODES}")
+    if anchor not in ANCHORS:
+        raise ValueError(f"unknown anchor {anchor!r}; expected one of {ANCHOR_MODES}")
+    if total_frames:
+        return anchor_index(int(total_frames), anchor)
+    return int(frame_index[anchor_index(len(frame_index), anchor)])
 
 
 def local_position(absolute: int, frame_index: Sequence[int]) -> int | None:

@@ -17,12 +17,15 @@ convolutions; neither was released. The training-free core kept here:
   result to the content.
 
 Exactness. Differences and the cumulative sum are held in float64 (float32 on MPS, which has no
-float64). For float32/float16/bfloat16 input the difference of two values is then exact, every
-partial sum of the differences is itself an exact difference of two input values, and so the
-anchor-mode round trip is bit-exact. The temporal mean is rounded once when it is stored as
-content in the input dtype; the rounding remainder travels with the motion (``residual``), which
-makes the mean-mode round trip exact to float64 precision before the final cast (in practice
-bit-exact; never worse than 1 ulp of the input dtype).
+float64). For float32/float16/bfloat16 input whose values span a moderate dynamic range (every
+difference and partial sum fits float64's 53-bit significand: magnitudes within about 2^29 of each
+other for float32) the difference of two values is exact, every partial sum is itself an exact
+difference of two input values, and the anchor-mode round trip is bit-exact. With a larger dynamic
+range in float32 (e.g. 1e-30 next to 1e10 in one pixel's time series) the differences are rounded and
+the round trip is exact only to float64 rounding of the largest value, not bit for bit. The temporal
+mean is rounded once when it is stored as content in the input dtype; the rounding remainder travels
+with the motion (``residual``), which makes the mean-mode round trip exact to float64 precision before
+the final cast.
 """
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ from typing import Any
 
 import torch
 
+from .video import ANCHORS, anchor_index  # noqa: F401  (ANCHORS re-exported)
+
 MODES = ("anchor", "mean")
-ANCHORS = ("first", "center", "last")
 
 
 def accumulation_dtype(device: torch.device | str) -> torch.dtype:
@@ -42,15 +46,9 @@ def accumulation_dtype(device: torch.device | str) -> torch.dtype:
 
 
 def resolve_anchor(num_frames: int, anchor: int | str) -> int:
-    """``"first"`` -> 0, ``"center"`` -> (F-1)//2, ``"last"`` -> F-1; an int may be negative."""
-    if isinstance(anchor, str):
-        if anchor not in ANCHORS:
-            raise ValueError(f"anchor must be one of {ANCHORS} or an int, got {anchor!r}")
-        return {"first": 0, "center": (num_frames - 1) // 2, "last": num_frames - 1}[anchor]
-    a = int(anchor)
-    if not -num_frames <= a < num_frames:
-        raise ValueError(f"anchor {a} is outside a {num_frames}-frame video")
-    return a % num_frames
+    """``"first"`` -> 0, ``"center"`` -> (F-1)//2, ``"last"`` -> F-1; an int may be negative
+    (the pack-wide convention, :func:`model_patches.video.anchor_index`)."""
+    return anchor_index(num_frames, anchor)
 
 
 @dataclass(eq=False)

@@ -13,16 +13,9 @@ act inside ``calc_cond_batch``; the post-CFG function sees the merged full-lengt
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from .motion import apply_frame_operator, motion_smoothing_matrix
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_matrix(num_frames: int, strength: float, sigma: float) -> torch.Tensor:
-    return motion_smoothing_matrix(num_frames, strength, sigma)
 
 
 def frame_axis(x: torch.Tensor) -> int:
@@ -31,7 +24,7 @@ def frame_axis(x: torch.Tensor) -> int:
 
 
 class MotionSmoothingPostCFG:
-    """The post-CFG callable. Small on purpose: its whole state is four numbers."""
+    """The post-CFG callable. Small on purpose: its whole state is four numbers (and its matrices)."""
 
     def __init__(self, strength: float, sigma_frames: float, sigma_start: float, sigma_end: float,
                  start_percent: float | None = None, end_percent: float | None = None):
@@ -40,6 +33,7 @@ class MotionSmoothingPostCFG:
         self.sigma_start = float(sigma_start)
         self.sigma_end = float(sigma_end)
         self.start_percent, self.end_percent = start_percent, end_percent
+        self._matrices: dict = {}  # num_frames -> matrix; lives with the patched model, no module-level cache
 
     def active(self, sigma: torch.Tensor, model_sampling=None) -> bool:
         """In range, with the percent range read from the model_sampling sampled with now (a later node
@@ -59,7 +53,9 @@ class MotionSmoothingPostCFG:
         num_frames = denoised.shape[dim]
         if num_frames < 3 or not self.active(args["sigma"], getattr(args.get("model"), "model_sampling", None)):
             return denoised
-        matrix = _cached_matrix(num_frames, self.strength, self.sigma_frames)
+        matrix = self._matrices.get(num_frames)
+        if matrix is None:
+            matrix = self._matrices[num_frames] = motion_smoothing_matrix(num_frames, self.strength, self.sigma_frames)
         return apply_frame_operator(denoised, matrix, dim)
 
     def __repr__(self) -> str:

@@ -14,6 +14,8 @@ from typing import Sequence
 
 import torch
 
+from .video import anchor_index
+
 MODES = ("shared", "progressive", "mixed")
 
 
@@ -24,8 +26,10 @@ def parse_schedule(text: str) -> list[float]:
 
 
 def resolve_key_frame(num_frames: int, key_frame: int) -> int:
-    """``key_frame < 0`` means the centre frame, as in VideoFusion: index ``(F - 1) // 2``."""
-    return (num_frames - 1) // 2 if key_frame < 0 else key_frame
+    """``key_frame < 0`` means the center frame, as in VideoFusion: index ``(F - 1) // 2``
+    (:func:`model_patches.video.anchor_index`); other values are returned as they are (callers check
+    the range and name the input)."""
+    return anchor_index(num_frames, "center") if key_frame < 0 else int(key_frame)
 
 
 def frame_lambdas(num_frames: int, base_ratio: float, key_frame: int = -1,
@@ -142,18 +146,6 @@ def correlated_noise(residual: torch.Tensor, base: torch.Tensor, mode: str, base
             return residual
         return progressive_noise(residual, alpha, frame_dim)
     raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
-
-
-def expected_correlation(mode: str, i: int, j: int, lambdas: torch.Tensor | None = None,
-                         alpha: float = 1.0) -> float:
-    """The theoretical correlation between frames i != j for each mode (used by the tests)."""
-    if mode == "shared":
-        return float((lambdas[i] * lambdas[j]).sqrt())
-    if mode == "mixed":
-        return mixed_lambda(alpha)
-    if mode == "progressive":
-        return (alpha / math.sqrt(1 + alpha * alpha)) ** abs(i - j)
-    raise ValueError(mode)
 
 
 def derived_seed(seed: int, salt: int = 0x9E3779B97F4A7C15) -> int:

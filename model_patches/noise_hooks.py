@@ -46,7 +46,7 @@ class NoiseSettings:
             k = resolve_key_frame(frames, self.key_frame)
             if not 0 <= k < frames:
                 raise NodeInputError(self.node, "key_frame", f"{self.key_frame} is beyond the {frames}-frame batch "
-                                      f"(use 0..{frames - 1}, or -1 for the centre frame)")
+                                      f"(use 0..{frames - 1}, or -1 for the center frame (F-1)//2)")
 
     def apply(self, residual: torch.Tensor, seed: int, inplace: bool = False) -> torch.Tensor:
         """Correlate ComfyUI's independent per-frame noise ``residual`` across frames."""
@@ -77,6 +77,10 @@ class BaseResidualNoiseGenerator:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         latent = input_latent["samples"]
+        if not latent.is_nested and (latent.ndim < 3 or latent.numel() == 0):
+            raise NodeInputError(self.settings.node, "latent_image",
+                                 f"must be a non-empty [frames, C, H, W] or [B, C, T, H, W] latent, got shape "
+                                 f"{tuple(latent.shape)}")
         if not latent.is_nested and latent.numel() and not all_finite(latent):
             raise NodeInputError(self.settings.node, "latent_image", "contains NaN or Inf values")
         batch_inds = input_latent.get("batch_index")

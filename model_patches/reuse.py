@@ -1,7 +1,7 @@
 """Reuse and Diffuse (VidRD): pure tensor math for long videos made clip by clip.
 
 Gu et al., "Reuse and Diffuse: Iterative Denoising for Text-to-Video Generation", 2023
-(arXiv:2309.03549). Each new clip c+1 reuses the previous clip c:
+(arXiv:2309.03549). Each new clip c+1 reuses the previous clip c. The paper (``reverse`` order):
 
 - FNR, frame-level noise reversion: the first M frames start from the previous clip's initial
   noise in reverse frame order, eps^{c+1}_k = eps^c_{N-1-k}  (k < M).
@@ -9,6 +9,13 @@ Gu et al., "Reuse and Diffuse: Iterative Denoising for Text-to-Video Generation"
   noise, eps^{c+1}_k = s/sqrt(1+s^2) * eps^c_{N-1-k} + 1/sqrt(1+s^2) * eta_k  (k >= M).
 - DSG, denoising with staged guidance: at step s the overlap frame k < M is replaced by the
   previous clip's latent of frame N-1-k at the same step while s < (M-k) * (S/M) * g.
+
+Beyond the paper (``forward`` order, the node's default): the overlap frame k < M re-traces the
+previous clip's frame N-M+k (same noise, DSG on its trajectory), so the re-traced frames run forward
+in time, and they are left out of the output; the new frames k >= M continue from the last past
+frame r = eps^c_{N-1} like the conditional of an AR(1) chain given its last value:
+eps^{c+1}_k = a^{k-M+1} r + sqrt(1 - a^{2(k-M+1)}) eta_k with a = s/sqrt(1+s^2) (see
+:func:`forward_reuse_noise`).
 
 No ``comfy`` import here; the sampling loop that uses these functions is in ``reuse_hooks.py``.
 """
@@ -19,10 +26,12 @@ from dataclasses import dataclass
 
 import torch
 
+from .video import frame_axis
+
 
 def frame_dim_of(x: torch.Tensor) -> int:
-    """Frame axis of a latent: 2 for video latents ``[B, C, T, H, W]``, else the batch axis 0."""
-    return 2 if x.ndim == 5 else 0
+    """Frame axis of a latent (:func:`model_patches.video.frame_axis`)."""
+    return frame_axis(x)
 
 
 def pns_weights(noise_recycle: float) -> tuple[float, float]:
@@ -65,6 +74,57 @@ def reverse_reuse_noise(prev_noise: torch.Tensor, fresh_noise: torch.Tensor, ove
     return out
 
 
+def forward_reuse_noise(prev_noise: torch.Tensor, fresh_noise: torch.Tensor, overlap: int,
+                        noise_recycle: float, fnr: bool = True, frame_dim: int | None = None) -> torch.Tensor:
+    """Initial noise of clip c+1 in ``forward`` order (beyond the paper): forward FNR + PNS.
+
+    - FNR, forward: ``eps^{c+1}_k = eps^c_{N-M+k}`` for k < M (when ``fnr``): the overlap re-traces the
+      previous clip's last M frames in their own order;
+    - PNS, forward: with ``a = s/sqrt(1+s^2)``, ``r = eps^c_{N-1}`` (the last past frame) and
+      ``d = k - M + 1`` (distance to it),
+      ``eps^{c+1}_k = a^d r + sqrt(1 - a^(2d)) eta_k`` for k >= M. This is the conditional marginal of a
+      unit-variance AR(1) chain with coefficient ``a`` given its last value: the tie to the past decays
+      with the distance in time instead of mirroring the past (the paper's ``N-1-k``), so the video keeps
+      moving forward. With ``fnr`` off the overlap frames take ``a eps^c_{N-M+k} + b eta_k`` (paper PNS on
+      the forward map).
+
+    Every frame has exactly unit variance when ``prev_noise`` and ``fresh_noise`` are independent
+    unit-variance noises. ``overlap`` = M, ``noise_recycle`` = s.
+    """
+    if prev_noise.shape != fresh_noise.shape:
+        raise ValueError(f"prev_noise {tuple(prev_noise.shape)} and fresh_noise {tuple(fresh_noise.shape)} differ")
+    fd = frame_dim_of(prev_noise) if frame_dim is None else frame_dim
+    frames = prev_noise.shape[fd]
+    if not 0 <= overlap < frames:
+        raise ValueError(f"overlap {overlap} must be in [0, {frames - 1}]")
+    prev = prev_noise.to(device=fresh_noise.device, dtype=fresh_noise.dtype)
+    a, b = pns_weights(noise_recycle)
+    dist = torch.arange(1, frames - overlap + 1, dtype=torch.float64)
+    w_past = a ** dist
+    w_fresh = (1.0 - w_past * w_past).clamp_min(0.0).sqrt()
+    shape = [1] * prev.ndim
+    shape[fd] = frames - overlap
+    last = prev.narrow(fd, frames - 1, 1)
+    new = fresh_noise.narrow(fd, overlap, frames - overlap) * w_fresh.to(fresh_noise).view(shape)
+    new = new + last * w_past.to(fresh_noise).view(shape)
+    src = prev.narrow(fd, frames - overlap, overlap)
+    if fnr:
+        head = src
+    else:
+        head = src * a + fresh_noise.narrow(fd, 0, overlap) * b
+    return torch.cat([head, new], dim=fd)
+
+
+def overlap_sources(clip_frames: int, overlap: int, order: str) -> list[int]:
+    """Frame of the previous clip that overlap frame k < M re-traces: ``N-1-k`` (``reverse``, the
+    paper) or ``N-M+k`` (``forward``)."""
+    if order == "reverse":
+        return [clip_frames - 1 - k for k in range(overlap)]
+    if order == "forward":
+        return [clip_frames - overlap + k for k in range(overlap)]
+    raise ValueError(f"order {order!r} is not 'reverse' or 'forward'")
+
+
 def staged_guidance_steps(steps: int, overlap: int, guidance_ratio: float) -> list[int]:
     """DSG stage lengths: ``n_k`` = number of steps s in [0, S) with ``s < (M-k) * (S/M) * g``.
 
@@ -77,11 +137,6 @@ def staged_guidance_steps(steps: int, overlap: int, guidance_ratio: float) -> li
         return []
     per = steps / overlap
     return [sum(1 for s in range(steps) if s < (overlap - k) * per * guidance_ratio) for k in range(overlap)]
-
-
-def guided_overlap_frames(step: int, stage_steps: list[int]) -> list[int]:
-    """Overlap frames k whose input is replaced at step ``step`` (``step < n_k``), in order."""
-    return [k for k, n in enumerate(stage_steps) if step < n]
 
 
 @dataclass(frozen=True)
@@ -97,19 +152,29 @@ class ClipSlice:
         return self.src_end - self.src_start
 
 
-OVERLAP_MODES = ("drop", "concat")
+OVERLAP_MODES = ("forward", "concat", "reversed_drop")
 
 
-def plan_clips(total_frames: int, clip_frames: int, overlap: int, mode: str = "drop") -> list[ClipSlice]:
+def overlap_order(mode: str) -> str:
+    """``forward`` for the forward mode, ``reverse`` (the paper's FNR/DSG order) for the others."""
+    if mode not in OVERLAP_MODES:
+        raise ValueError(f"overlap mode {mode!r} is not one of {OVERLAP_MODES}")
+    return "forward" if mode == "forward" else "reverse"
+
+
+def plan_clips(total_frames: int, clip_frames: int, overlap: int, mode: str = "forward") -> list[ClipSlice]:
     """Clip plan giving exactly ``total_frames`` output frames.
 
-    - ``drop`` (default): clip 0 gives its N frames; every later clip gives frames M..N-1 (the M
-      re-traced overlap frames are dropped), so the stride is N-M and there are
-      ``1 + ceil((T-N)/(N-M))`` clips.
+    - ``forward`` (default, beyond the paper): clip c+1's first M frames re-trace clip c's last M frames
+      in forward order and are left out, so every later clip gives frames M..N-1: stride N-M,
+      ``1 + ceil((T-N)/(N-M))`` clips, and each output frame follows the one before it in time.
     - ``concat`` (the official VidRD output): every clip gives all N frames, the re-traced reversed
-      overlap included; ``ceil(T/N)`` clips.
+      overlap included (a back-and-forth of M frames at each seam); ``ceil(T/N)`` clips.
+    - ``reversed_drop``: the paper's reversed overlap, left out like ``forward``; clip c+1's frame M
+      then continues from a re-trace of clip c's frame N-M, so each seam jumps back about M frames.
+      Kept for comparison (it was this pack's first default, ``drop``).
 
-    In both modes the last clip gives only the frames still missing.
+    In every mode the last clip gives only the frames still missing.
     """
     if mode not in OVERLAP_MODES:
         raise ValueError(f"overlap mode {mode!r} is not one of {OVERLAP_MODES}")
@@ -121,7 +186,7 @@ def plan_clips(total_frames: int, clip_frames: int, overlap: int, mode: str = "d
         raise ValueError(f"total_frames {total_frames} is shorter than one clip ({clip_frames})")
     plan = [ClipSlice(0, clip_frames, 0)]
     done = clip_frames
-    skip = overlap if mode == "drop" else 0
+    skip = 0 if mode == "concat" else overlap
     while done < total_frames:
         take = min(clip_frames - skip, total_frames - done)
         plan.append(ClipSlice(skip, skip + take, done))
@@ -129,7 +194,7 @@ def plan_clips(total_frames: int, clip_frames: int, overlap: int, mode: str = "d
     return plan
 
 
-def clip_count(total_frames: int, clip_frames: int, overlap: int, mode: str = "drop") -> int:
+def clip_count(total_frames: int, clip_frames: int, overlap: int, mode: str = "forward") -> int:
     """Number of clips :func:`plan_clips` samples."""
     return len(plan_clips(total_frames, clip_frames, overlap, mode))
 
@@ -139,22 +204,3 @@ def place_clip(out: torch.Tensor, clip: torch.Tensor, piece: ClipSlice, frame_di
     src = clip.narrow(frame_dim, piece.src_start, piece.length)
     out.narrow(frame_dim, piece.dst_start, piece.length).copy_(src)
     return out
-
-
-def assemble_clips(clips: list[torch.Tensor], plan: list[ClipSlice], frame_dim: int = 0) -> torch.Tensor:
-    """Concatenate sampled clips along the frame axis following ``plan`` (drop or concat)."""
-    if len(clips) != len(plan):
-        raise ValueError(f"{len(clips)} clips for a plan of {len(plan)}")
-    return torch.cat([c.narrow(frame_dim, p.src_start, p.length) for c, p in zip(clips, plan)], dim=frame_dim)
-
-
-def seam_ratio(frames: torch.Tensor, plan: list[ClipSlice], frame_dim: int = 0) -> float:
-    """Mean |z_{t+1} - z_t| across clip seams / the same mean within clips (1 = seams look like
-    ordinary frame steps; larger = visible jumps). Diagnostic for the benchmark."""
-    diffs = (frames.narrow(frame_dim, 1, frames.shape[frame_dim] - 1)
-             - frames.narrow(frame_dim, 0, frames.shape[frame_dim] - 1)).abs()
-    per_step = diffs.movedim(frame_dim, 0).reshape(diffs.shape[frame_dim], -1).mean(dim=1)
-    seams = {p.dst_start - 1 for p in plan[1:]}
-    seam_mask = torch.zeros(per_step.shape[0], dtype=torch.bool)
-    seam_mask[sorted(seams)] = True
-    return float(per_step[seam_mask].mean() / per_step[~seam_mask].mean())

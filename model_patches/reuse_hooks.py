@@ -9,7 +9,8 @@ DSG's trajectory is recorded and replayed by one official hook, a ``PREDICT_NOIS
 ``x`` and returns the denoised prediction ``D``:
 
 - recording (every clip): the model input and output of the M source frames N-M..N-1, stored in
-  overlap order (frame N-1-k at index k), for the steps DSG can replay only;
+  overlap order (the frame overlap frame k re-traces at index k: N-1-k in the paper's reverse order,
+  N-M+k in the forward order), for the steps DSG can replay only;
 - replaying (clip c+1, overlap frame k, step s < n_k): the model input of frame k is the recorded
   input; while the next step is still guided (s + 1 < n_k) the returned ``D`` of frame k is the
   recorded one, so the sampler's own state follows the recorded trajectory exactly (deterministic
@@ -31,7 +32,8 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 
-from .reuse import frame_dim_of, place_clip, plan_clips, reverse_reuse_noise, staged_guidance_steps
+from .reuse import (forward_reuse_noise, frame_dim_of, overlap_order, overlap_sources, place_clip, plan_clips,
+                    reverse_reuse_noise, staged_guidance_steps)
 
 WRAPPER_KEY = "coherent_video.iterative_reuse"
 _SIGMA_RTOL = 1e-5
@@ -80,9 +82,11 @@ class TrajectoryReplay:
     per step right after that call.
     """
 
-    def __init__(self, clip_frames: int, overlap: int, stage_steps: list[int], frame_dim: int):
+    def __init__(self, clip_frames: int, overlap: int, stage_steps: list[int], frame_dim: int,
+                 sources: list[int] | None = None):
         self.clip_frames = clip_frames
         self.overlap = overlap
+        self.sources = list(sources) if sources is not None else [clip_frames - 1 - k for k in range(overlap)]
         self.stage = list(stage_steps)
         self.frame_dim = frame_dim
         self.record_until = max(self.stage, default=0)
@@ -163,9 +167,8 @@ class TrajectoryReplay:
             self.replayed_calls += 1
 
         if M > 0 and self._steps_seen <= self.record_until and x.shape[fd] == self.clip_frames:
-            start = self.clip_frames - M
-            self.record[call] = (sigma, x.narrow(fd, start, M).flip(fd).detach().clone(),
-                                 out.narrow(fd, start, M).flip(fd).detach().clone())
+            src = torch.tensor(self.sources, device=x.device)
+            self.record[call] = (sigma, x.index_select(fd, src).detach(), out.index_select(fd, src).detach())
         return out
 
 
@@ -178,12 +181,42 @@ def _previewer(model):
         return None
 
 
+def _retrace_frames(x: torch.Tensor, fd: int, count: int, sources: list[int], source: torch.Tensor | None = None):
+    """``x`` with frames k < ``count`` replaced by frame ``sources[k]`` of ``source`` (default ``x``)."""
+    if count <= 0:
+        return x
+    src = x if source is None else source
+    dst_idx = torch.arange(count, device=x.device)
+    return x.index_copy(fd, dst_idx, src.index_select(fd, torch.tensor(sources[:count], device=x.device)))
+
+
+def _retrace_mask(mask, latent_ndim: int, n_frames: int, count: int, sources: list[int]):
+    """The noise mask with re-traced frames taking their source frame's mask, when the mask has one
+    mask per frame (a mask shared by all frames needs nothing)."""
+    if mask is None or count <= 0:
+        return mask
+    if latent_ndim == 5:
+        if mask.ndim == 5 and mask.shape[2] == n_frames:
+            return _retrace_frames(mask, 2, count, sources)
+        return mask
+    per_frame = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1])
+    if per_frame.shape[0] == n_frames:
+        return _retrace_frames(per_frame, 0, count, sources)
+    return mask
+
+
 def sample_iterative_reuse(model, positive, negative, latent: dict, *, total_frames: int, overlap: int,
                            noise_recycle: float, guidance_ratio: float, seed: int, steps: int, cfg: float,
                            sampler_name: str, scheduler: str, denoise: float = 1.0, noise=None,
-                           clip_positives: list | None = None, fnr: bool = True, overlap_mode: str = "drop",
+                           clip_positives: list | None = None, fnr: bool = True, overlap_mode: str = "forward",
                            step_callback=None) -> dict:
     """Sample ``total_frames`` frames clip by clip with FNR + PNS + DSG; returns a LATENT dict.
+
+    ``overlap_mode`` ``forward`` re-traces the previous clip's last M frames in forward order
+    (:func:`forward_reuse_noise`); ``concat`` and ``reversed_drop`` in the paper's reverse order
+    (:func:`reverse_reuse_noise`). The re-traced overlap frames start from the latent frame (and
+    noise-mask frame) of the frame they re-trace, so DSG follows the recorded trajectory exactly
+    with ``denoise`` < 1 and with a ``noise_mask`` too.
 
     ``latent["samples"]`` is one clip (N frames on the batch axis, or on axis 2 for video latents).
     ``noise`` is any NOISE object (``seed`` + ``generate_noise``); clip c draws its fresh noise from a
@@ -202,7 +235,14 @@ def sample_iterative_reuse(model, positive, negative, latent: dict, *, total_fra
     noise_source = noise if noise is not None else SeedNoise(seed)
 
     m = model.clone()
-    replay = TrajectoryReplay(n_frames, overlap, stage, fd)
+    order = overlap_order(overlap_mode)
+    sources = overlap_sources(n_frames, overlap, order)
+    reuse_noise = forward_reuse_noise if order == "forward" else reverse_reuse_noise
+    guided_at_0 = sum(1 for n in stage if n > 0)
+    retraced = overlap if fnr else guided_at_0  # overlap frames that start from the previous clip's noise
+    retrace_latent = _retrace_frames(latent_image, fd, retraced, sources)
+    retrace_mask = _retrace_mask(noise_mask, latent_image.ndim, n_frames, retraced, sources)
+    replay = TrajectoryReplay(n_frames, overlap, stage, fd, sources)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, replay)
     sampler = comfy.samplers.sampler_object(sampler_name)
 
@@ -224,12 +264,11 @@ def sample_iterative_reuse(model, positive, negative, latent: dict, *, total_fra
             if prev_eps is None:
                 eps = fresh
             else:
-                eps = reverse_reuse_noise(prev_eps, fresh, overlap, noise_recycle, fnr, fd)
-                guided_at_0 = sum(1 for n in stage if n > 0)
+                eps = reuse_noise(prev_eps, fresh, overlap, noise_recycle, fnr, fd)
                 if not fnr and guided_at_0:
                     # DSG's step-0 overwrite (official code): guided overlap frames start from the
-                    # previous clip's reversed noise whatever FNR says.
-                    eps.narrow(fd, 0, guided_at_0).copy_(prev_eps.flip(fd).narrow(fd, 0, guided_at_0).to(eps))
+                    # noise of the frame they re-trace whatever FNR says.
+                    eps = _retrace_frames(eps, fd, guided_at_0, sources, prev_eps.to(eps))
             replay.start_clip(replay=c > 0 and any(stage))
 
             def callback(step, x0, x, total, _c=c):
@@ -245,7 +284,9 @@ def sample_iterative_reuse(model, positive, negative, latent: dict, *, total_fra
             guider = comfy.samplers.CFGGuider(m)
             guider.set_conds(clip_positives[c] if clip_positives is not None else positive, negative)
             guider.set_cfg(cfg)
-            samples = guider.sample(eps, latent_image, sampler, sigmas, denoise_mask=noise_mask, callback=callback,
+            first = c == 0
+            samples = guider.sample(eps, latent_image if first else retrace_latent, sampler, sigmas,
+                                    denoise_mask=noise_mask if first else retrace_mask, callback=callback,
                                     disable_pbar=True, seed=clip_seed(noise_source.seed, c))
             samples = samples.to(out.device)
             place_clip(out, samples, piece, fd)

@@ -148,7 +148,7 @@ def normalize_state_dict(sd: dict) -> dict:
     if not isinstance(sd, dict) or not sd:
         raise RifeFormatError("expected a non-empty state dict (a mapping of tensor names to tensors)")
     for key in ("state_dict", "model", "params"):  # common wrappers
-        if key in sd and isinstance(sd[key], dict) and not any(k.startswith("block") for k in sd):
+        if key in sd and isinstance(sd[key], dict) and not any(str(k).startswith("block") for k in sd):
             sd = sd[key]
     out = {}
     for k, v in sd.items():
@@ -208,6 +208,10 @@ def build_ifnet(sd: dict) -> IFNet:
     net = IFNet(blocks, enc)
     own = net.state_dict()
     missing = [k for k in own if k not in sd]
+    extra = sorted(k for k in sd if k not in own)
+    if extra:
+        raise RifeFormatError(f"{len(extra)} tensors that are not part of the RIFE 4.x IFNet this layout describes, "
+                              f"e.g. {extra[:3]} (foreign keys: a different RIFE version or another model)")
     if missing:
         raise RifeFormatError(f"state dict lacks {len(missing)} IFNet tensors, e.g. {missing[:3]}")
     bad = [k for k in own if tuple(own[k].shape) != tuple(sd[k].shape)]
@@ -218,13 +222,41 @@ def build_ifnet(sd: dict) -> IFNet:
     return net.eval().requires_grad_(False)
 
 
+_FILM_PREFIXES = ("extract.", "predict_flow.", "fuse.", "feature_extractor.", "flow_estimator.")
+
+
+def _describe_foreign(sd: dict) -> str | None:
+    """A readable name for known non-RIFE-4.x layouts (FILM, older RIFE), or None."""
+    keys = [k[len("module."):] if isinstance(k, str) and k.startswith("module.") else k for k in sd]
+    keys = [k for k in keys if isinstance(k, str)]
+    if any(k.startswith(_FILM_PREFIXES) for k in keys):
+        return ("a FILM model (keys such as 'extract.', 'predict_flow.', 'fuse.'); this node runs RIFE 4.x only; "
+                "use ComfyUI's own frame-interpolation nodes for FILM")
+    if any(k.startswith(("contextnet.", "unet.", "fusionnet.")) for k in keys):
+        return "a RIFE 2.x/3.x model (contextnet/unet heads); only the RIFE 4.x IFNet layout is supported"
+    return None
+
+
 def load_rife(path: str | Path) -> IFNet:
     """Load a RIFE 4.x weights file (``flownet.pkl``/``.pth``/``.ckpt`` torch pickle, or ``.safetensors``).
 
+    The common 4.x release formats are read: a plain state dict (Practical-RIFE's ``flownet.pkl``,
+    ComfyUI-Frame-Interpolation's ``rife4*.pth``), with or without DataParallel's ``module.`` prefix,
+    wrapped in ``state_dict``/``model``/``params``, fp16 or fp32, pickle or safetensors.
     Pickles are read with ``torch.load(weights_only=True)``: no code in the file is executed.
-    Raises :class:`RifeFormatError` with a clear message for anything that is not RIFE 4.x.
+    Raises :class:`RifeFormatError` whose message starts with the file's name and says what is wrong:
+    truncated or unreadable file, TorchScript archive, FILM or older-RIFE weights, foreign keys, shapes.
     """
     path = Path(path)
+    name = path.name
+    import zipfile
+
+    if path.suffix != ".safetensors" and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            members = z.namelist()
+        if any("/code/" in m or m.endswith("constants.pkl") for m in members):
+            raise RifeFormatError(f"{name}: a TorchScript archive (e.g. FILM's film_net_fp32.pt), not a RIFE 4.x "
+                                  "state dict; this node runs RIFE 4.x only")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -233,8 +265,22 @@ def load_rife(path: str | Path) -> IFNet:
         else:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is a format error for the user
-        raise RifeFormatError(f"cannot read {path.name} as a weights file ({type(e).__name__}: {e})") from None
-    return build_ifnet(sd)
+        msg = str(e).splitlines()[0] if str(e) else ""
+        low = msg.lower()
+        what = "truncated or corrupt (the file ends early)" if any(
+            w in low for w in ("central directory", "unexpected eof", "ran out of input", "truncated",
+                               "incomplete", "failed finding", "invalid header", "buffer")) else \
+            "not a weights file this loader can read"
+        raise RifeFormatError(f"{name}: cannot read it as a torch pickle or safetensors file: {what} "
+                              f"({type(e).__name__}: {msg[:200]})") from None
+    if isinstance(sd, dict):
+        foreign = _describe_foreign(sd)
+        if foreign and not any(isinstance(k, str) and k.removeprefix("module.").startswith("block") for k in sd):
+            raise RifeFormatError(f"{name}: {foreign}")
+    try:
+        return build_ifnet(sd)
+    except RifeFormatError as e:
+        raise RifeFormatError(f"{name}: {e}") from None
 
 
 def rife_frames(net: IFNet, img0: torch.Tensor, img1: torch.Tensor, t: torch.Tensor, scale: float = 1.0

@@ -30,3 +30,59 @@ def check_finite(t: torch.Tensor, node: str, input_name: str) -> None:
 def check_range(value: float, lo: float, hi: float, node: str, input_name: str) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
         raise NodeInputError(node, input_name, f"must be in [{lo}, {hi}], got {value!r}")
+
+
+def check_model(model, node: str, input_name: str = "model") -> None:
+    """A ComfyUI MODEL (a ModelPatcher), not something else arriving through a link."""
+    ok = callable(getattr(model, "clone", None)) and callable(getattr(model, "get_model_object", None))
+    check(ok, node, input_name, f"expected a MODEL, got {type(model).__name__}")
+
+
+def check_frames(t, node: str, input_name: str, ndims: tuple = (4,), min_frames: int = 1,
+                 layout: str = "") -> torch.Tensor:
+    """A floating-point tensor of an allowed rank, with at least ``min_frames`` frames (dim 2 of a 5-D
+    video latent, else dim 0) and finite values."""
+    check(torch.is_tensor(t), node, input_name, f"expected a tensor, got {type(t).__name__}")
+    check(t.ndim in ndims, node, input_name,
+          f"must be {layout or ' or '.join(f'{n}-D' for n in ndims)}, got shape {tuple(t.shape)}")
+    check(t.is_floating_point(), node, input_name, f"must hold floating point values, got {t.dtype}")
+    n = t.shape[2 if t.ndim == 5 else 0]
+    check(t.numel() > 0 and n > 0, node, input_name, f"is empty (shape {tuple(t.shape)})")
+    check(n >= min_frames, node, input_name, f"needs at least {min_frames} frames, got {n}")
+    if t.device.type != "meta":
+        check_finite(t, node, input_name)
+    return t
+
+
+def check_same_device(t, other, node: str, input_name: str, other_name: str) -> None:
+    check(t.device == other.device, node, input_name,
+          f"is on {t.device} but {other_name} is on {other.device}; keep both on one device")
+
+
+def check_memory(nbytes: int, node: str, input_name: str, what: str, device=None) -> None:
+    """Refuse before allocating when ``nbytes`` cannot fit in the free memory of ``device``."""
+    import comfy.model_management as mm
+
+    free = mm.get_free_memory(device if device is not None else torch.device("cpu"))
+    if nbytes > free:
+        raise NodeInputError(node, input_name, f"{what} needs about {nbytes / 2**30:.1f} GiB but only "
+                                               f"{free / 2**30:.1f} GiB is free; use fewer or smaller frames")
+
+
+def check_conditioning(cond, node: str, input_name: str) -> None:
+    """A CONDITIONING: a non-empty list of [tensor, dict] pairs with finite tensors."""
+    ok = isinstance(cond, (list, tuple)) and len(cond) > 0 and all(
+        isinstance(c, (list, tuple)) and len(c) == 2 and torch.is_tensor(c[0]) and isinstance(c[1], dict)
+        for c in cond)
+    check(ok, node, input_name, "expected a CONDITIONING (a list of [tensor, options] pairs from a text encoder), "
+                                f"got {_describe(cond)}")
+    for c in cond:
+        check_finite(c[0], node, input_name)
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))[:8]}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} entries"
+    return type(value).__name__

@@ -11,7 +11,7 @@ from comfy_api.latest import io
 
 from ..model_patches.noise import MODES, parse_schedule
 from ..model_patches.noise_hooks import BaseResidualNoiseGenerator, NoiseSettings, patch_model
-from ._common import CATEGORY, NodeInputError, check_range, node_id
+from ._common import CATEGORY, NodeInputError, check_model, check_range, node_id
 
 
 def _noise_inputs() -> list:
@@ -29,7 +29,7 @@ def _noise_inputs() -> list:
                                "alpha/sqrt(1+alpha^2) (progressive) or alpha^2/(1+alpha^2) (mixed). 0 = independent."),
         io.Int.Input("key_frame", default=-1, min=-1, max=4096,
                      tooltip="shared mode: the frame whose noise is the base noise itself (lambda = 1). "
-                             "-1 = the centre frame, as in VideoFusion."),
+                             "-1 = the center frame (F-1)//2, as in VideoFusion."),
     ]
 
 
@@ -46,7 +46,7 @@ def _settings(node: str, mode: str, base_ratio: float, alpha: float, key_frame: 
     check_range(base_ratio, 0.0, 1.0, node, "base_ratio")
     check_range(alpha, 0.0, 1e4, node, "alpha")
     if key_frame < -1:
-        raise NodeInputError(node, "key_frame", f"must be -1 (centre) or a frame index, got {key_frame}")
+        raise NodeInputError(node, "key_frame", f"must be -1 (center) or a frame index, got {key_frame}")
     try:
         schedule = parse_schedule(lambda_schedule or "")
     except ValueError as e:
@@ -113,6 +113,10 @@ class BaseResidualNoiseModel(io.ComfyNode):
     @classmethod
     def execute(cls, model, mode, base_ratio, alpha, key_frame, initial_noise, per_step_noise,
                 lambda_schedule="") -> io.NodeOutput:
+        check_model(model, "BaseResidualNoiseModel")
+        if not (initial_noise or per_step_noise):
+            raise NodeInputError("BaseResidualNoiseModel", "initial_noise",
+                                 "and per_step_noise are both off, so the patch would do nothing; enable one")
         settings = _settings("BaseResidualNoiseModel", mode, base_ratio, alpha, key_frame, lambda_schedule)
         return io.NodeOutput(patch_model(model, settings, initial_noise, per_step_noise))
 

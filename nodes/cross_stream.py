@@ -1,7 +1,7 @@
-"""CrossStreamAttention (DSDN, arXiv 2307.07131): frames attend to each other in self-attention.
+"""CrossStreamAttention (DSDN, arXiv 2308.08316): frames attend to each other in self-attention.
 
 Training-free stand-in for DSDN's content/motion cross-transformer: cross-frame attention to an
-anchor frame (Text2Video-Zero), sparse-causal attention (Tune-A-Video) or a mutual exchange with
+anchor frame (Text2Video-Zero), sparse-causal attention (after Tune-A-Video, own keys kept) or a mutual exchange with
 the temporal-mean content stream. Math: ``model_patches/attention.py``; hooks: ``attention_hooks.py``.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..model_patches.attention import ANCHOR_MODES, CROSS_MODES
 from ..model_patches.attention_hooks import apply_cross_stream
-from ._common import CATEGORY, NodeInputError, check, check_range, node_id
+from ._common import CATEGORY, NodeInputError, check, check_model, check_range, node_id
 
 NODE = "CrossStreamAttention"
 
@@ -33,11 +33,12 @@ class CrossStreamAttention(io.ComfyNode):
                                        "and the previous frame. mutual: to the temporal mean of all frames (content "
                                        "stream), recomputed from the frames at every block."),
                 io.Combo.Input("anchor", options=list(ANCHOR_MODES), default="first",
-                               tooltip="anchor mode: the anchor frame - first (frame 0), centre (frames // 2) or index."),
+                               tooltip="anchor mode: the anchor frame - first (frame 0), center ((frames-1)//2), last "
+                                       "(frames-1) or index (anchor_index)."),
                 io.Int.Input("anchor_index", default=0, min=0, max=4096,
                              tooltip="anchor = index: the anchor's absolute frame index (must be inside the frames)."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="0 = plain attention (bit-identical), 1 = full cross-frame attention, in between "
+                               tooltip="0 = the model unchanged (no patch installed), 1 = full cross-frame attention, in between "
                                        "a blend of the two outputs."),
                 io.Boolean.Input("input_blocks", default=True, tooltip="Patch the U-Net's input (down) blocks."),
                 io.Boolean.Input("middle_block", default=True, tooltip="Patch the U-Net's middle block."),
@@ -56,6 +57,7 @@ class CrossStreamAttention(io.ComfyNode):
     @classmethod
     def execute(cls, model, mode="anchor", anchor="first", anchor_index=0, strength=1.0, input_blocks=True,
                 middle_block=True, output_blocks=True, min_level=0, start_percent=0.0, end_percent=1.0) -> io.NodeOutput:
+        check_model(model, NODE)
         check(mode in CROSS_MODES, NODE, "mode", f"must be one of {CROSS_MODES}, got {mode!r}")
         check(anchor in ANCHOR_MODES, NODE, "anchor", f"must be one of {ANCHOR_MODES}, got {anchor!r}")
         if not isinstance(anchor_index, int) or anchor_index < 0:
@@ -67,6 +69,8 @@ class CrossStreamAttention(io.ComfyNode):
               f"must not be after end_percent ({start_percent} > {end_percent})")
         check(input_blocks or middle_block or output_blocks, NODE, "input_blocks",
               "no block section selected; enable input_blocks, middle_block or output_blocks")
+        if strength == 0:
+            return io.NodeOutput(model.clone())  # strength 0: nothing installed, the model unchanged
         return io.NodeOutput(apply_cross_stream(model, mode, anchor, int(anchor_index), strength, bool(input_blocks),
                                                 bool(middle_block), bool(output_blocks), int(min_level),
                                                 start_percent, end_percent, node=NODE))

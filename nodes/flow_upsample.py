@@ -15,12 +15,14 @@ import folder_paths
 
 from ..model_patches import flow as flowlib
 from ..model_patches import rife as rifelib
-from ._common import CATEGORY, NodeInputError, check, check_finite, node_id
+from ._common import (CATEGORY, NodeInputError, check, check_finite, check_frames, check_memory, check_same_device,
+                      node_id)
 
 NODE = "FlowTemporalUpsample"
+LOADER = "RIFELoader"
 MODEL_FOLDER = "frame_interpolation"
 RIFE_EXTENSIONS = {".pkl", ".pth", ".pt", ".ckpt", ".safetensors"}
-WEIGHT_FREE = "weight-free flow"
+RIFE_TYPE = io.Custom("COHERENT_VIDEO_RIFE")
 OCCLUSION = {
     "visibility-weighted backward warp": "visibility_warp",
     "softmax splatting": "softmax_splat",
@@ -28,36 +30,65 @@ OCCLUSION = {
 }
 
 
-def register_model_folder() -> None:
-    """``models/frame_interpolation`` for RIFE files, registered through ``folder_paths``."""
-    path = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
+def rife_folders() -> list[str]:
+    """Folders searched for RIFE files, read-only: the ``frame_interpolation`` folders ComfyUI knows
+    (core registers them from 0.35 on, extra_model_paths.yaml may add some), else
+    ``<models_dir>/frame_interpolation``. No ComfyUI global is changed."""
     if MODEL_FOLDER in folder_paths.folder_names_and_paths:
-        folder_paths.add_model_folder_path(MODEL_FOLDER, path)
-        paths, exts = folder_paths.folder_names_and_paths[MODEL_FOLDER]
-        if isinstance(exts, set):
-            exts.update(RIFE_EXTENSIONS)
-    else:
-        folder_paths.folder_names_and_paths[MODEL_FOLDER] = ([path], set(RIFE_EXTENSIONS))
+        return folder_paths.get_folder_paths(MODEL_FOLDER)
+    return [os.path.join(folder_paths.models_dir, MODEL_FOLDER)]
 
 
-register_model_folder()
+def rife_files() -> list[str]:
+    """Weights files (relative names) in :func:`rife_folders`, sorted; RIFE and FILM files alike (the
+    loader tells them apart), as core's own loader lists them."""
+    names = set()
+    for folder in rife_folders():
+        files, _ = folder_paths.recursive_search(folder, excluded_dir_names=[".git"])
+        names.update(folder_paths.filter_files_extensions(files, RIFE_EXTENSIONS))
+    return sorted(names)
 
-_RIFE_CACHE: dict = {}
+
+def rife_path(name: str) -> str | None:
+    for folder in rife_folders():
+        path = os.path.abspath(os.path.join(folder, name))
+        if os.path.commonpath([os.path.abspath(folder), path]) == os.path.abspath(folder) and os.path.isfile(path):
+            return path
+    return None
 
 
-def _load_rife(name: str) -> rifelib.IFNet:
-    path = folder_paths.get_full_path(MODEL_FOLDER, name)
-    if path is None:
-        raise NodeInputError(NODE, "method", f"'{name}' not found in models/{MODEL_FOLDER}/")
-    key = (path, os.path.getmtime(path))
-    if key not in _RIFE_CACHE:
+class RIFELoader(io.ComfyNode):
+    """Loads a RIFE 4.x file from models/frame_interpolation for FlowTemporalUpsample."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id(LOADER),
+            display_name="Load RIFE 4.x (CoherentVideo)",
+            category=f"{CATEGORY}/interpolation",
+            description=(
+                "Loads a RIFE 4.x weights file (flownet.pkl, rife4*.pth, .safetensors ...) from "
+                "models/frame_interpolation for FlowTemporalUpsample's optional rife_model input. Nothing is "
+                "downloaded. FILM files in the same folder are refused with a clear error (use core's "
+                "frame-interpolation nodes for FILM)."),
+            inputs=[
+                io.Combo.Input("rife_name", options=rife_files(),
+                               tooltip="A RIFE 4.x file in models/frame_interpolation/ (.pkl/.pth/.pt/.ckpt/"
+                                       ".safetensors)."),
+            ],
+            outputs=[RIFE_TYPE.Output(display_name="rife_model",
+                                      tooltip="The RIFE 4.x network; connect to FlowTemporalUpsample's rife_model.")],
+        )
+
+    @classmethod
+    def execute(cls, rife_name) -> io.NodeOutput:
+        path = rife_path(rife_name) if isinstance(rife_name, str) else None
+        check(path is not None, LOADER, "rife_name", f"'{rife_name}' not found in models/{MODEL_FOLDER}/")
         try:
             net = rifelib.load_rife(path)
         except rifelib.RifeFormatError as e:
-            raise NodeInputError(NODE, "method", f"'{name}' is not a RIFE 4.x state dict: {e}") from None
-        _RIFE_CACHE.clear()
-        _RIFE_CACHE[key] = net
-    return _RIFE_CACHE[key]
+            raise NodeInputError(LOADER, "rife_name", str(e)) from None
+        return io.NodeOutput(net)
 
 
 def _latent_frames(samples: torch.Tensor) -> tuple[torch.Tensor, callable]:
@@ -77,7 +108,6 @@ def _latent_frames(samples: torch.Tensor) -> tuple[torch.Tensor, callable]:
 class FlowTemporalUpsample(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        methods = [WEIGHT_FREE] + folder_paths.get_filename_list(MODEL_FOLDER)
         return io.Schema(
             node_id=node_id(NODE),
             display_name="Flow Temporal Upsample",
@@ -86,12 +116,16 @@ class FlowTemporalUpsample(io.ComfyNode):
                 "Raises the frame rate: inserts frames between every pair by optical flow "
                 "(weight-free coarse-to-fine TV-L1 with block matching for fast small objects, "
                 "forward-backward occlusion, softmax splatting) "
-                "or by a RIFE 4.x file from models/frame_interpolation. Input frame k is output "
+                "or by a RIFE 4.x network (optional rife_model input). Input frame k is output "
                 "frame k*multiplier, bit-identical. Never interpolates across a detected scene cut."),
             inputs=[
                 io.Image.Input("images", optional=True,
                                tooltip="Frames to upsample (IMAGE batch, frames on the batch axis). Also the flow "
                                        "guide for the latent when both are given."),
+                RIFE_TYPE.Input("rife_model", optional=True,
+                                tooltip="Optional RIFE 4.x network from 'Load RIFE 4.x (CoherentVideo)'. Connected: "
+                                        "RIFE interpolates the images (quality/occlusion are then unused). "
+                                        "Unconnected: the weight-free flow."),
                 io.Latent.Input("latent", optional=True,
                                 tooltip="Optional video latent to upsample in latent space: 4-D (frames on the batch "
                                         "axis) or 5-D (B, C, T, h, w). With images, the flow is computed on the "
@@ -104,14 +138,11 @@ class FlowTemporalUpsample(io.ComfyNode):
                 io.Float.Input("source_fps", default=24.0, min=0.01, max=480.0, step=0.01,
                                tooltip="Frame rate of the input; the fps output is source_fps*multiplier "
                                        "or target_fps."),
-                io.Combo.Input("method", options=methods, default=WEIGHT_FREE,
-                               tooltip="'weight-free flow' needs no model. Other entries are RIFE 4.x files "
-                                       "(flownet.pkl etc.) found in models/frame_interpolation/ (never downloaded)."),
                 io.Combo.Input("quality", options=list(flowlib.PRESETS), default="balanced",
                                tooltip="Weight-free flow preset (warps x iterations per pyramid level, block-match "
-                                       "radius at 1/4 size): fast (3 x 5, 2 warps at full size, radius 8, about "
-                                       "2x faster), balanced (5 x 10, radius 12), quality (8 x 20, radius 16, about "
-                                       "2x slower)."),
+                                       "radius at 1/4 size): fast (3 x 5, 2 warps at full size, radius 8), "
+                                       "balanced (5 x 10, one warp of 10 iterations at full size, radius 12), "
+                                       "quality (8 x 20, radius 16, slowest)."),
                 io.Combo.Input("occlusion", options=list(OCCLUSION), default="visibility-weighted backward warp",
                                tooltip="Occlusion handling from forward-backward flow consistency: splat flows to t "
                                        "and blend the backward-warped frames by visibility, or softmax-splat the "
@@ -133,7 +164,7 @@ class FlowTemporalUpsample(io.ComfyNode):
 
     @classmethod
     def execute(cls, images=None, latent=None, multiplier=2, target_fps=0.0, source_fps=24.0,
-                method=WEIGHT_FREE, quality="balanced", occlusion="visibility-weighted backward warp",
+                rife_model=None, quality="balanced", occlusion="visibility-weighted backward warp",
                 scene_cut_detection=True, scene_cut_threshold=0.35, chunk_size=4) -> io.NodeOutput:
         import comfy.model_management as mm
         import comfy.utils
@@ -155,8 +186,7 @@ class FlowTemporalUpsample(io.ComfyNode):
             check(torch.is_tensor(images) and images.ndim == 4, NODE, "images",
                   "expected an IMAGE batch (frames, height, width, channels)")
             check(images.shape[0] > 0, NODE, "images", "empty batch")
-            check(images.shape[0] >= 2, NODE, "images", "needs at least 2 frames to interpolate, got 1")
-            check_finite(images, NODE, "images")
+            check_frames(images, NODE, "images", min_frames=2)
             n = images.shape[0]
         lat_frames = back = None
         if latent is not None:
@@ -164,6 +194,8 @@ class FlowTemporalUpsample(io.ComfyNode):
             check(torch.is_tensor(samples) and samples.ndim in (4, 5), NODE, "latent",
                   "expected a LATENT with 4-D or 5-D 'samples'")
             check(samples.numel() > 0 and samples.shape[0] > 0, NODE, "latent", "empty batch")
+            if images is not None:
+                check_same_device(samples, images, NODE, "latent", "images")
             check_finite(samples, NODE, "latent")
             lat_frames, back = _latent_frames(samples)
             per_video = samples.shape[2] if samples.ndim == 5 else samples.shape[0]
@@ -178,9 +210,12 @@ class FlowTemporalUpsample(io.ComfyNode):
                 lh, lw = lat_frames.shape[-2:]
                 check(abs(ih / lh - iw / lw) <= 0.05 * max(ih / lh, iw / lw), NODE, "latent",
                       f"frame size {lw}x{lh} does not match the images' aspect ({iw}x{ih})")
-        if method != WEIGHT_FREE:
-            check(images is not None, NODE, "method", "RIFE interpolates RGB images: connect images")
-            check(latent is None, NODE, "latent", "RIFE cannot interpolate latents; use 'weight-free flow'")
+        if rife_model is not None:
+            check(isinstance(rife_model, rifelib.IFNet), NODE, "rife_model",
+                  f"expected a RIFE 4.x network from {LOADER}, got {type(rife_model).__name__}")
+            check(images is not None, NODE, "rife_model", "RIFE interpolates RGB images: connect images")
+            check(latent is None, NODE, "latent", "RIFE cannot interpolate latents; disconnect rife_model "
+                                                 "for the weight-free flow")
             check(images.shape[-1] == 3, NODE, "images", "RIFE needs 3-channel RGB images")
 
         device = mm.get_torch_device()
@@ -206,12 +241,14 @@ class FlowTemporalUpsample(io.ComfyNode):
         else:
             k, t = flowlib.output_times(nf, multiplier=multiplier)
             fps_out = float(source_fps) * multiplier
+        frame_bytes = sum(s[0].numel() * s.element_size() for v in videos for s in v)  # one frame of every stream
+        check_memory(k.numel() * frame_bytes, NODE, "target_fps" if use_fps else "multiplier",
+                     f"the output of {k.numel()} frames", videos[0][0].device)
 
-        if method == WEIGHT_FREE:
+        if rife_model is None:
             fn = flowlib.flow_interpolator(quality, OCCLUSION[occlusion], cut, device, clamp=clamp)
         else:
-            net = _load_rife(method).to(device)
-            fn = rifelib.rife_interpolator(net, cut)
+            fn = rifelib.rife_interpolator(rife_model.to(device), cut)
 
         pbar = comfy.utils.ProgressBar((nf - 1) * len(videos))
 
@@ -236,4 +273,4 @@ class FlowTemporalUpsample(io.ComfyNode):
         return io.NodeOutput(out_images, out_latent, fps_out)
 
 
-NODES = [FlowTemporalUpsample]
+NODES = [FlowTemporalUpsample, RIFELoader]

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import comfy.samplers
+import torch
 from comfy_api.latest import io
 
 from ..model_patches.reuse import OVERLAP_MODES, clip_count, frame_dim_of
 from ..model_patches.reuse_hooks import sample_iterative_reuse
-from ._common import CATEGORY, NodeInputError, check, check_range, node_id
+from ._common import (CATEGORY, NodeInputError, check, check_conditioning, check_frames, check_memory, check_model,
+                      check_range, node_id)
 
 NODE = "IterativeReuseSampler"
 ClipConditionings = io.Custom("COHERENT_CLIP_CONDITIONINGS")
@@ -28,7 +30,9 @@ class IterativeReuseSampler(io.ComfyNode):
             description="Reuse and Diffuse (VidRD): samples a long video as clips of the latent's frame count N. "
                         "Each new clip starts from the previous clip's noise in reverse frame order (FNR), mixes it "
                         "into the fresh noise of the other frames (PNS) and replays the previous clip's denoising "
-                        "trajectory on its first M frames for a staged number of steps (DSG). Every clip runs "
+                        "trajectory on its first M frames for a staged number of steps (DSG). The default forward "
+                        "mode re-traces in forward order and leaves the re-traced frames out, so the video keeps "
+                        "moving forward at the seams. Every clip runs "
                         "through ComfyUI's own sampler, scheduler, model patches and wrappers.",
             inputs=[
                 io.Model.Input("model", tooltip="The model (an image model, or one with a motion module such as "
@@ -40,26 +44,34 @@ class IterativeReuseSampler(io.ComfyNode):
                                                         "a video latent) sets the clip length N, and its size sets "
                                                         "the frame size. With denoise < 1 every clip starts from it."),
                 io.Int.Input("total_frames", default=64, min=2, max=100000,
-                             tooltip="Frames in the output latent (exactly this many, in both overlap modes)."),
+                             tooltip="Frames in the output latent (exactly this many, in every overlap mode)."),
                 io.Int.Input("overlap", default=4, min=0, max=4096,
-                             tooltip="M: frames of each new clip that reuse the previous clip's last frames in "
-                                     "reverse order (FNR + DSG). Must be smaller than N. Paper default 4."),
+                             tooltip="M: frames of each new clip that re-trace the previous clip's last frames (FNR + "
+                                     "DSG; forward order in forward mode, reverse order as in the paper otherwise). "
+                                     "Must be smaller than N. Paper default 4."),
                 io.Float.Input("noise_recycle", default=4.0, min=0.0, max=1000.0, step=0.1,
-                               tooltip="sigma (PNS): the other frames start from sigma/sqrt(1+sigma^2) * reversed "
-                                       "previous noise + 1/sqrt(1+sigma^2) * fresh noise (unit variance). "
+                               tooltip="sigma (PNS): with a = sigma/sqrt(1+sigma^2), the other frames start from "
+                                       "a * reversed previous noise + sqrt(1-a^2) * fresh noise (paper; concat, "
+                                       "reversed_drop), or, in forward mode, a^d * the last past frame's noise + "
+                                       "sqrt(1-a^2d) * fresh noise at distance d from it. Unit variance. "
                                        "0 = fresh noise. Paper default 4."),
                 io.Float.Input("guidance_ratio", default=0.4, min=0.0, max=1.0, step=0.01,
                                tooltip="g (DSG): overlap frame k follows the previous clip's trajectory while "
                                        "step < (M-k)*(steps/M)*g. 0 = no staged guidance. Paper default 0.4."),
                 io.Boolean.Input("fnr", default=True,
                                  tooltip="Frame-level noise reversion: the first M frames start from the previous "
-                                         "clip's last M noises in reverse order. Off: they get PNS noise like the "
+                                         "clip's last M noises (reverse order as in the paper; forward order in "
+                                         "forward mode). Off: they get PNS noise like the "
                                          "rest (with guidance_ratio > 0, DSG still overwrites step 0 with the "
                                          "reversed noise, as in the official code)."),
-                io.Combo.Input("overlap_mode", options=list(OVERLAP_MODES), default="drop",
-                               tooltip="drop: leave out the M re-traced (reversed) overlap frames of every later "
-                                       "clip. concat: keep all N frames of every clip, as the official VidRD "
-                                       "output (the seam re-traces the last frames backwards)."),
+                io.Combo.Input("overlap_mode", options=list(OVERLAP_MODES), default="forward",
+                               tooltip="forward (beyond the paper): each new clip re-traces the previous clip's last "
+                                       "M frames in forward order and leaves them out, and its new frames continue "
+                                       "from the last past frame: every output frame follows the one before it. "
+                                       "concat: the official VidRD output, all N frames of every clip; the seam "
+                                       "replays the last M frames backwards (back and forth). reversed_drop: the "
+                                       "paper's reversed overlap left out; each seam jumps back about M frames "
+                                       "(kept for comparison; this pack's old 'drop')."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Noise seed; clip c uses seed + c. Ignored for the noise when a NOISE input "
                                      "is connected (its own seed is used)."),
@@ -88,8 +100,12 @@ class IterativeReuseSampler(io.ComfyNode):
     def execute(cls, model, positive, negative, latent_image, total_frames, overlap, noise_recycle, guidance_ratio,
                 fnr, overlap_mode, seed, steps, cfg, sampler_name, scheduler, denoise, noise=None,
                 clip_positives=None) -> io.NodeOutput:
-        samples = latent_image["samples"]
+        check_model(model, NODE)
+        samples = latent_image.get("samples") if isinstance(latent_image, dict) else None
+        check(torch.is_tensor(samples), NODE, "latent_image",
+              f"expected a LATENT with a 'samples' tensor, got {type(latent_image).__name__}")
         check(not getattr(samples, "is_nested", False), NODE, "latent_image", "nested (multi-shape) latents are not supported")
+        check_frames(samples, NODE, "latent_image", ndims=(4, 5), layout="[frames, C, H, W] or [B, C, T, H, W]")
         n_frames = samples.shape[frame_dim_of(samples)]
         check(n_frames >= 2, NODE, "latent_image",
               f"has {n_frames} frame; a clip needs at least 2 frames (the latent's batch size sets the clip length N)")
@@ -103,6 +119,7 @@ class IterativeReuseSampler(io.ComfyNode):
         check_range(noise_recycle, 0.0, 1e6, NODE, "noise_recycle")
         check_range(guidance_ratio, 0.0, 1.0, NODE, "guidance_ratio")
         check_range(denoise, 1e-6, 1.0, NODE, "denoise")
+        check_range(cfg, 0.0, 100.0, NODE, "cfg")
         if noise is not None:
             check(hasattr(noise, "seed") and callable(getattr(noise, "generate_noise", None)), NODE, "noise",
                   "must be a NOISE object with a seed and generate_noise(latent)")
@@ -113,6 +130,12 @@ class IterativeReuseSampler(io.ComfyNode):
             check(len(clip_positives) == clips, NODE, "clip_positives",
                   f"has {len(clip_positives)} entries but the plan has {clips} clips "
                   f"(total_frames={total_frames}, N={n_frames}, overlap={overlap}, overlap_mode={overlap_mode})")
+            for c in clip_positives:
+                check_conditioning(c, NODE, "clip_positives")
+        # the output, plus one clip's noise and trajectory records (steps + 1 latents of N frames)
+        frame_bytes = samples.numel() // n_frames * samples.element_size()
+        check_memory(frame_bytes * (total_frames + n_frames * (steps + 3)), NODE, "total_frames",
+                     f"{total_frames} frames like the clip latent {tuple(samples.shape)}")
         out = sample_iterative_reuse(
             model, positive, negative, latent_image, total_frames=total_frames, overlap=overlap,
             noise_recycle=noise_recycle, guidance_ratio=guidance_ratio, seed=seed, steps=steps, cfg=cfg,
@@ -144,9 +167,13 @@ class PerClipConditioning(io.ComfyNode):
 
     @classmethod
     def execute(cls, conditioning, clips, previous=None) -> io.NodeOutput:
-        check(clips >= 1, "PerClipConditioning", "clips", f"must be >= 1, got {clips}")
+        node = "PerClipConditioning"
+        check_conditioning(conditioning, node, "conditioning")
+        check(isinstance(clips, int) and 1 <= clips <= 10000, node, "clips", f"must be an integer in [1, 10000], got {clips!r}")
         if previous is not None and not isinstance(previous, (list, tuple)):
-            raise NodeInputError("PerClipConditioning", "previous", "must be a list from PerClipConditioning")
+            raise NodeInputError(node, "previous", "must be a list from PerClipConditioning")
+        for c in previous or []:
+            check_conditioning(c, node, "previous")
         return io.NodeOutput(list(previous or []) + [conditioning] * clips)
 
 

@@ -10,7 +10,7 @@ from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..model_patches import motion as mm
 from ..model_patches.motion_hooks import patch_motion_smoothing
-from ._common import CATEGORY, NodeInputError, check, check_finite, check_range, node_id
+from ._common import CATEGORY, NodeInputError, check, check_finite, check_model, check_range, node_id
 
 MotionType = io.Custom("COHERENT_MOTION")  # prefixed: "MOTION" is used by other packs
 
@@ -41,7 +41,9 @@ def _split_video(node: str, name: str, value):
 
 def _check_motion(node: str, motion) -> None:
     if not isinstance(motion, mm.Motion):
-        raise NodeInputError(node, "motion", f"expected a MOTION from MotionDecomposer, got {type(motion).__name__}")
+        what = f"a dict with keys {sorted(map(str, motion))[:8]}" if isinstance(motion, dict) else type(motion).__name__
+        raise NodeInputError(node, "motion", f"expected a MOTION from MotionDecomposer, got {what}")
+    check_finite(motion.diffs, node, "motion")
 
 
 def _blocked(node: str, output: str, reason: str) -> ExecutionBlocker:
@@ -62,6 +64,7 @@ def _check_frame_range(node: str, motion: mm.Motion, start: int, end: int) -> No
     n = motion.num_frames
     check(0 <= start < n, node, "start_frame", f"must lie in [0, {n - 1}] for a {n}-frame video, got {start}")
     check(end == -1 or start <= end, node, "end_frame", f"must be -1 or >= start_frame ({start}), got {end}")
+    check(end < n, node, "end_frame", f"must be -1 or a frame index below {n} for a {n}-frame video, got {end}")
 
 
 class MotionDecomposer(io.ComfyNode):
@@ -282,12 +285,15 @@ class MotionSmoothingPatch(io.ComfyNode):
     @classmethod
     def execute(cls, model, strength=0.5, sigma_frames=1.0, start_percent=0.0, end_percent=1.0) -> io.NodeOutput:
         node = "MotionSmoothingPatch"
+        check_model(model, node)
         check_range(strength, 0.0, 1.0, node, "strength")
         check_range(sigma_frames, 0.0, 16.0, node, "sigma_frames")
         check_range(start_percent, 0.0, 1.0, node, "start_percent")
         check_range(end_percent, 0.0, 1.0, node, "end_percent")
         check(start_percent <= end_percent, node, "end_percent",
               f"must be >= start_percent ({start_percent}), got {end_percent}")
+        if strength == 0:
+            return io.NodeOutput(model.clone())  # nothing installed: the model unchanged
         return io.NodeOutput(patch_motion_smoothing(model, strength, sigma_frames, start_percent, end_percent))
 
 

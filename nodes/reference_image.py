@@ -9,7 +9,8 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..model_patches.attention_hooks import apply_reference
-from ._common import CATEGORY, NodeInputError, check, check_finite, check_range, node_id
+from ._common import (CATEGORY, NodeInputError, check, check_frames, check_model, check_range, check_same_device,
+                      node_id)
 
 NODE = "ReferenceImageCondition"
 
@@ -56,7 +57,7 @@ class ReferenceImageCondition(io.ComfyNode):
                                                         "EmptyLatentImage with batch_size = frames."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Blend of the reference-extended attention (and AdaIN) with the plain one. "
-                                       "0 = the model unchanged."),
+                                       "0 = the model and the video latent unchanged (the anchor is off too)."),
                 io.Float.Input("style_fidelity", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="reference-only's style fidelity: the unconditional CFG branch keeps this share "
                                        "of its plain attention, so CFG pushes towards the reference."),
@@ -90,10 +91,12 @@ class ReferenceImageCondition(io.ComfyNode):
     def execute(cls, model, reference, video_latent, strength=1.0, style_fidelity=0.5, attention_weight=1.0,
                 adain_weight=0.0, start_percent=0.0, end_percent=1.0, anchor_first_frame=True,
                 concat_reference=False, noise_seed=0) -> io.NodeOutput:
+        check_model(model, NODE)
         ref = _samples(reference, "reference")
         vid = _samples(video_latent, "video_latent")
-        check_finite(ref, NODE, "reference")
-        check(ref.shape[0] >= 1, NODE, "reference", "is empty")
+        check_same_device(ref, vid, NODE, "reference", "video_latent")
+        check_frames(ref, NODE, "reference")
+        check_frames(vid, NODE, "video_latent")
         lat_ch = int(model.get_model_object("latent_format").latent_channels)
         if ref.shape[1] != vid.shape[1] or ref.shape[1] != lat_ch:
             raise NodeInputError(NODE, "reference", f"has {ref.shape[1]} channels but the video latent has {vid.shape[1]} "
@@ -108,6 +111,8 @@ class ReferenceImageCondition(io.ComfyNode):
             check_range(value, 0.0, 1.0, NODE, name)
         check(start_percent <= end_percent, NODE, "start_percent",
               f"must not be after end_percent ({start_percent} > {end_percent})")
+        if strength == 0:  # every part off, the first-frame anchor included: the model and latent unchanged
+            return io.NodeOutput(model.clone(), video_latent)
         m = apply_reference(model, ref[:1], strength, style_fidelity, attention_weight, adain_weight, start_percent,
                             end_percent, bool(anchor_first_frame), bool(concat_reference), int(noise_seed), node=NODE)
         return io.NodeOutput(m, reference_video_latent(video_latent, ref, bool(anchor_first_frame)))

@@ -109,8 +109,9 @@ def test_index_helpers(A):
     assert A.previous_positions([0, 1, 2]) == [0, 0, 1]
     assert A.local_position(6, [4, 5, 6]) == 2 and A.local_position(0, [4, 5, 6]) is None
     assert A.nearest_position(0, [4, 5, 6]) == 0 and A.nearest_position(9, [4, 5, 6]) == 2
-    assert A.resolve_anchor("centre", 0, 16, range(16)) == 8
-    assert A.resolve_anchor("centre", 0, None, [4, 5, 6, 7]) == 6
+    assert A.resolve_anchor("center", 0, 16, range(16)) == 7 and A.resolve_anchor("center", 0, 15, range(15)) == 7
+    assert A.resolve_anchor("center", 0, None, [4, 5, 6, 7]) == 5
+    assert A.resolve_anchor("last", 0, 16, range(16)) == 15 and A.resolve_anchor("last", 0, None, [4, 5, 6]) == 6
     assert A.resolve_anchor("index", 3, 16, range(16)) == 3 and A.resolve_anchor("first", 3, 16, range(16)) == 0
 
 
@@ -216,13 +217,13 @@ def test_cross_stream_chain_matches_direct(H, branches, frames, mode):
     torch.testing.assert_close(got, expected_cross(q, k, v, branches, frames, mode), atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("anchor,index", [("centre", 0), ("index", 1)])
+@pytest.mark.parametrize("anchor,index", [("center", 0), ("last", 0), ("index", 1)])
 @pytest.mark.parametrize("strength", [0.5, 1.0])
 def test_cross_stream_anchor_choice_and_blend(H, anchor, index, strength):
     branches, frames = (1, 0), 4
     q, k, v = qkv(branches, frames, seed=3)
     got = H.AttentionChain(KEY, (cross(H, "anchor", anchor, index, strength),))(q, k, v, options(H, branches, frames))
-    pos = 2 if anchor == "centre" else 1
+    pos = {"center": 1, "last": 3, "index": 1}[anchor]  # frames = 4: center (4-1)//2 = 1
     torch.testing.assert_close(got, expected_cross(q, k, v, branches, frames, "anchor", pos, strength),
                                atol=2e-5, rtol=1e-4)
 

@@ -301,10 +301,16 @@ def test_concat_reference_on_a_concat_model(comfy, nodes_, tiny_cond):
     seen = []
 
     def spy(executor, x, *args, **kwargs):
-        seen.append(x.shape[1])
+        seen.append(x.detach().clone())
         return executor(x, *args, **kwargs)
 
-    m, lat = reference(nodes_, patcher, concat_reference=True, attention_weight=0.0)
+    ref = ref_latent(seed=9)
+    m, lat = reference(nodes_, patcher, ref=ref, concat_reference=True, attention_weight=0.0)
     m.add_wrapper_with_key(WrappersMP.DIFFUSION_MODEL, "test.spy", spy)
-    out = ksample(comfy, m, tiny_cond, lat, steps=1)
-    assert torch.isfinite(out).all() and seen and set(seen) == {8}
+    out = ksample(comfy, m, tiny_cond, lat, steps=2)
+    assert torch.isfinite(out).all() and len(seen) == 2
+    # channels 4..7 of every row of every call are the reference latent (in the model's latent space)
+    want = model.latent_format.process_in(ref["samples"].float())
+    for x in seen:
+        assert x.shape[1] == 8
+        torch.testing.assert_close(x[:, 4:], want.expand(x.shape[0], -1, -1, -1).to(x), rtol=0, atol=1e-6)

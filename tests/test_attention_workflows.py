@@ -68,8 +68,8 @@ def _run(workflow, tmp_path, sets, models_dir):
 def test_reference_image_video_workflow_runs_headless(tmp_path, sd15_ckpt):
     assert {"CheckpointLoaderSimple", "KSampler", "CoherentVideo_ReferenceImageCondition",
             "CoherentVideo_BaseResidualNoise",
-            "SamplerCustomAdvanced", "VAEDecode", "SaveAnimatedWEBP"} <= workflow_node_types("reference_image_video.json")
-    files = _run("reference_image_video.json", tmp_path,
+            "SamplerCustomAdvanced", "VAEDecode", "SaveAnimatedWEBP"} <= workflow_node_types("VideoGen reference image video - SD1.5.json")
+    files = _run("VideoGen reference image video - SD1.5.json", tmp_path,
                  ["4.width=64", "4.height=64", "6.width=64", "6.height=64", "6.batch_size=3", "5.steps=1",
                   "11.steps=1"], Path(sd15_ckpt).parent.parent)
     assert len(files) == 1
@@ -78,8 +78,8 @@ def test_reference_image_video_workflow_runs_headless(tmp_path, sd15_ckpt):
 
 def test_cross_stream_video_workflow_runs_headless(tmp_path, sd15_ckpt):
     assert {"CheckpointLoaderSimple", "CoherentVideo_CrossStreamAttention", "KSampler", "SaveAnimatedWEBP"} <= \
-        workflow_node_types("cross_stream_video.json")
-    files = _run("cross_stream_video.json", tmp_path,
+        workflow_node_types("Cross-frame attention video - SD1.5.json")
+    files = _run("Cross-frame attention video - SD1.5.json", tmp_path,
                  ["4.width=64", "4.height=64", "4.batch_size=3", "6.steps=1"], Path(sd15_ckpt).parent.parent)
     assert len(files) == 1
     assert webp_frames(files[0]) == (3, (64, 64))

@@ -34,12 +34,39 @@ def psnr(a, b):
 
 
 def test_schema_lists_the_node(comfy, node):
-    import folder_paths
-
     assert comfy.NODE_CLASS_MAPPINGS["CoherentVideo_FlowTemporalUpsample"].__name__ == node.__name__
-    assert "frame_interpolation" in folder_paths.folder_names_and_paths
     schema = node.GET_SCHEMA()
     assert all(i.tooltip for i in schema.inputs)
+    # issue 12: no combo with a single option (the old 'method' combo offered only 'weight-free flow'
+    # when no RIFE file was installed); RIFE comes in through the optional rife_model input
+    combos = [i for i in schema.inputs if getattr(i, "options", None) is not None]
+    assert combos and all(len(i.options) >= 2 for i in combos), [(i.id, i.options) for i in combos]
+    assert "method" not in [i.id for i in schema.inputs]
+    rife = next(i for i in schema.inputs if i.id == "rife_model")
+    assert rife.optional
+
+
+def test_import_mutates_no_comfyui_global(comfy, pack):
+    """Issue 9: importing the node module must not register or change any model folder of ComfyUI
+    (core 0.35 owns models/frame_interpolation for its own RIFE/FILM nodes)."""
+    import copy
+    import importlib
+
+    import folder_paths
+
+    import coherent_video.nodes.flow_upsample as mod
+
+    saved = folder_paths.folder_names_and_paths.pop("frame_interpolation", None)
+    before = copy.deepcopy(folder_paths.folder_names_and_paths)
+    try:
+        importlib.reload(mod)
+        mod.FlowTemporalUpsample.GET_SCHEMA()
+        mod.RIFELoader.GET_SCHEMA()
+        assert folder_paths.folder_names_and_paths == before
+        assert "frame_interpolation" not in folder_paths.folder_names_and_paths
+    finally:
+        if saved is not None:
+            folder_paths.folder_names_and_paths["frame_interpolation"] = saved
 
 
 def test_multiplier_keeps_originals_bit_identical(node, astro):
@@ -119,7 +146,10 @@ def test_progress_bar_and_interrupt(node, astro):
         run(node, images=clip(astro, 4), multiplier=2, chunk_size=1)
     finally:
         comfy.utils.set_progress_bar_global_hook(old)
-    assert seen == [(1, 3), (2, 3), (3, 3)]
+    # ComfyUI 0.35 throttles ProgressBar updates, so only the order and the last tick are fixed
+    assert seen and all(total == 3 for _, total in seen)
+    values = [v for v, _ in seen]
+    assert values == sorted(values) and len(set(values)) == len(values) and values[-1] == 3
     mm.interrupt_current_processing(True)
     try:
         with pytest.raises(mm.InterruptProcessingException):

@@ -79,41 +79,101 @@ def test_loader_rejects_non_rife(rife, tmp_path, content, msg):
         rife.load_rife(p)
 
 
-def test_loader_rejects_wrong_shapes_and_garbage(rife, tmp_path):
+def test_loader_rejects_wrong_shapes(rife):
     sd = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
     sd = {("module." + k): v for k, v in sd.items()}  # DataParallel prefix is accepted
     rife.build_ifnet(sd)
     sd["module.block2.convblock.0.conv.weight"] = torch.zeros(96, 96, 1, 1)
     with pytest.raises(rife.RifeFormatError, match="shape"):
         rife.build_ifnet(sd)
-    p = tmp_path / "garbage.pth"
-    p.write_bytes(os.urandom(256))
-    with pytest.raises(rife.RifeFormatError, match="cannot read"):
-        rife.load_rife(p)
+
+
+def _sd():
+    return torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+
+
+def test_loader_reads_common_4x_formats(rife, net, tmp_path):
+    """Issue 15 item 5: the formats RIFE 4.x files come in (Practical-RIFE's flownet.pkl with DataParallel's
+    'module.' prefix, ComfyUI-Frame-Interpolation's plain rife4*.pth, wrapped checkpoints, fp16 safetensors)."""
+    from safetensors.torch import save_file
+
+    sd = _sd()
+    torch.save({"module." + k: v for k, v in sd.items()}, tmp_path / "flownet.pkl")
+    torch.save(sd, tmp_path / "rife425.pth")
+    torch.save({"state_dict": sd, "epoch": 3}, tmp_path / "wrapped.ckpt")
+    save_file({k: v.half().contiguous() for k, v in sd.items()}, str(tmp_path / "rife425_fp16.safetensors"))
+    a, b = frames(64)
+    t = torch.tensor([0.5])
+    ref = net(a, b, t)
+    for name in ("flownet.pkl", "rife425.pth", "wrapped.ckpt", "rife425_fp16.safetensors"):
+        out = rife.load_rife(tmp_path / name)(a, b, t)
+        assert psnr(out, ref) > (40 if "fp16" in name else 80), name
+
+
+def test_broken_files_name_the_file_and_the_problem(rife, tmp_path):
+    """Issue 14 item 5: truncated file, foreign keys, wrong format, FILM and TorchScript files."""
+    raw = WEIGHTS.read_bytes()
+    (tmp_path / "trunc.pkl").write_bytes(raw[: len(raw) // 2])
+    sd = _sd()
+    torch.save({**sd, "block0.extra.weight": torch.zeros(3)}, tmp_path / "extra.pth")
+    torch.save({k.replace("block", "layer"): v for k, v in sd.items()}, tmp_path / "renamed.pth")
+    (tmp_path / "image.pth").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    torch.save({"extract.extract_sublevels.convs.0.0.weight": torch.zeros(1),
+                "predict_flow.0.convs.0.weight": torch.zeros(1), "fuse.output_conv.weight": torch.zeros(1)},
+               tmp_path / "film_net.pth")
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "film_net_fp32.pt"))
+    cases = {
+        "trunc.pkl": "truncated",
+        "extra.pth": "foreign keys",
+        "renamed.pth": "not a RIFE IFNet state dict",
+        "image.pth": "cannot read",
+        "film_net.pth": "FILM model",
+        "film_net_fp32.pt": "TorchScript",
+    }
+    for name, what in cases.items():
+        with pytest.raises(rife.RifeFormatError) as e:
+            rife.load_rife(tmp_path / name)
+        assert str(e.value).startswith(f"{name}: ") and what in str(e.value), (name, str(e.value))
 
 
 def test_node_with_rife_file(comfy, pack, tmp_path):
     import folder_paths
 
     from coherent_video.nodes._common import NodeInputError
-    from coherent_video.nodes.flow_upsample import FlowTemporalUpsample
+    from coherent_video.nodes.flow_upsample import FlowTemporalUpsample, RIFELoader
 
     (tmp_path / "rife425.pkl").symlink_to(WEIGHTS)
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "not_rife.pth")
+    torch.save({"predict_flow.0.weight": torch.zeros(1)}, tmp_path / "film_net.pth")
+    registered = "frame_interpolation" in folder_paths.folder_names_and_paths
+    if not registered:  # ComfyUI 0.3.75 has no such folder; 0.35 registers it itself
+        folder_paths.folder_names_and_paths["frame_interpolation"] = ([], set())
     folder_paths.add_model_folder_path("frame_interpolation", str(tmp_path))
     try:
-        options = next(i for i in FlowTemporalUpsample.GET_SCHEMA().inputs if i.id == "method").options
-        assert "rife425.pkl" in options and "not_rife.pth" in options
+        options = next(i for i in RIFELoader.GET_SCHEMA().inputs if i.id == "rife_name").options
+        assert {"rife425.pkl", "not_rife.pth", "film_net.pth"} <= set(options)
+        net = RIFELoader.execute(rife_name="rife425.pkl").result[0]
         a, b = frames(64, (0, 4))
         imgs = torch.cat([a, b]).movedim(1, -1)
-        res = FlowTemporalUpsample.execute(images=imgs, multiplier=2, method="rife425.pkl").result[0]
+        res = FlowTemporalUpsample.execute(images=imgs, multiplier=2, rife_model=net).result[0]
         assert res.shape == (3, 64, 64, 3) and torch.equal(res[::2], imgs)
         mid = frames(64, (0, 2))[1].movedim(1, -1)[0]
         assert psnr(res[1, 8:-8, 8:-8], mid[8:-8, 8:-8]) > 30
-        with pytest.raises(NodeInputError, match=r"\[FlowTemporalUpsample\] input 'method': 'not_rife.pth' is not a RIFE 4.x"):
-            FlowTemporalUpsample.execute(images=imgs, multiplier=2, method="not_rife.pth")
+        flow_only = FlowTemporalUpsample.execute(images=imgs, multiplier=2, quality="fast").result[0]
+        assert not torch.equal(flow_only[1], res[1])  # rife_model is really used
+        with pytest.raises(NodeInputError,
+                           match=r"\[RIFELoader\] input 'rife_name': not_rife.pth: .*not a RIFE"):
+            RIFELoader.execute(rife_name="not_rife.pth")
+        with pytest.raises(NodeInputError,
+                           match=r"\[RIFELoader\] input 'rife_name': film_net.pth: a FILM model"):
+            RIFELoader.execute(rife_name="film_net.pth")
+        with pytest.raises(NodeInputError, match="input 'rife_name': 'missing.pth' not found"):
+            RIFELoader.execute(rife_name="missing.pth")
         with pytest.raises(NodeInputError, match="input 'latent'"):
-            FlowTemporalUpsample.execute(images=imgs, latent={"samples": torch.zeros(2, 4, 8, 8)},
-                                         method="rife425.pkl")
+            FlowTemporalUpsample.execute(images=imgs, latent={"samples": torch.zeros(2, 4, 8, 8)}, rife_model=net)
+        with pytest.raises(NodeInputError, match="input 'rife_model'"):
+            FlowTemporalUpsample.execute(images=imgs, rife_model="rife425.pkl")
     finally:
         folder_paths.folder_names_and_paths["frame_interpolation"][0].remove(str(tmp_path))
+        if not registered:
+            folder_paths.folder_names_and_paths.pop("frame_interpolation")

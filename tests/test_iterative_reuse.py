@@ -42,7 +42,7 @@ def latent(frames: int, size: int = 8) -> dict:
 
 
 def run_node(node, model, cond, frames=3, size=8, **kw):
-    args = dict(total_frames=5, overlap=1, noise_recycle=4.0, guidance_ratio=0.4, fnr=True, overlap_mode="drop",
+    args = dict(total_frames=5, overlap=1, noise_recycle=4.0, guidance_ratio=0.4, fnr=True, overlap_mode="forward",
                 seed=7, steps=2, cfg=2.0, sampler_name="euler", scheduler="normal", denoise=1.0)
     args.update(kw)
     return node.IterativeReuseSampler.execute(model, cond[0], cond[1], latent(frames, size), **args).result[0]
@@ -89,56 +89,129 @@ def test_staged_guidance_schedule_matches_official_rule(reuse):
         for k in range(m):
             for s in range(steps):
                 assert (s < stage[k]) == (s < (m - k) * (steps / m) * g)  # official pipeline test
-        assert reuse.guided_overlap_frames(0, stage) == [k for k in range(m) if stage[k] > 0]
+
+
+def test_forward_noise_reuse_and_pns(reuse):
+    """Forward FNR copies eps^c_{N-M+k}; forward PNS gives frame k >= M the correlation a^(k-M+1) with the
+    last past frame eps^c_{N-1}, none with the other past frames, and unit variance (numbers computed
+    here from the definition, not taken from the module)."""
+    g = torch.Generator().manual_seed(3)
+    n, m, s = 6, 2, 1.5
+    prev, fresh = torch.randn(n, 2, 64, 64, generator=g), torch.randn(n, 2, 64, 64, generator=g)
+    out = reuse.forward_reuse_noise(prev, fresh, overlap=m, noise_recycle=s, fnr=True)
+    for k in range(m):
+        assert torch.equal(out[k], prev[n - m + k])
+    a = s / math.sqrt(1 + s * s)
+    for k in range(m, n):
+        w = a ** (k - m + 1)
+        torch.testing.assert_close(out[k], w * prev[n - 1] + math.sqrt(1 - w * w) * fresh[k], rtol=0, atol=1e-5)
+    big_prev, big_fresh = torch.randn(n, 4, 128, 128, generator=g), torch.randn(n, 4, 128, 128, generator=g)
+    big = reuse.forward_reuse_noise(big_prev, big_fresh, overlap=m, noise_recycle=s)
+    for k in range(m, n):
+        assert abs(float(big[k].var()) - 1.0) < 0.02
+        corr_last = float((big[k] * big_prev[n - 1]).mean())
+        assert abs(corr_last - a ** (k - m + 1)) < 0.02, k
+        assert abs(float((big[k] * big_prev[0]).mean())) < 0.02
+    off = reuse.forward_reuse_noise(prev, fresh, overlap=m, noise_recycle=s, fnr=False)
+    torch.testing.assert_close(off[0], a * prev[n - m] + fresh[0] / math.sqrt(1 + s * s), rtol=0, atol=1e-5)
+    assert reuse.overlap_sources(8, 3, "forward") == [5, 6, 7] and reuse.overlap_sources(8, 3, "reverse") == [7, 6, 5]
 
 
 def test_output_frame_count_exact_for_every_combination(reuse):
     for n in range(2, 9):
         for m in range(n):
             for total in range(n, 41):
-                for mode in ("drop", "concat"):
+                for mode in ("forward", "concat", "reversed_drop"):
                     plan = reuse.plan_clips(total, n, m, mode)
                     assert sum(p.length for p in plan) == total
                     assert [p.dst_start for p in plan] == [sum(q.length for q in plan[:i]) for i in range(len(plan))]
-                    skip = m if mode == "drop" else 0
+                    skip = 0 if mode == "concat" else m
                     assert all(p.src_start == skip and p.src_end <= n for p in plan[1:])
-                    assert len(plan) == (1 + math.ceil((total - n) / (n - m)) if mode == "drop" else math.ceil(total / n))
+                    assert len(plan) == (math.ceil(total / n) if mode == "concat" else 1 + math.ceil((total - n) / (n - m)))
                     clips = [torch.arange(n, dtype=torch.float32).view(n, 1) + 100 * c for c in range(len(plan))]
-                    joined = reuse.assemble_clips(clips, plan)
-                    out = torch.empty(total, 1)
+                    out = torch.full((total, 1), -1.0)
                     for c, p in zip(clips, plan):
                         reuse.place_clip(out, c, p)
-                    assert joined.shape[0] == total and torch.equal(joined, out)
+                    want = torch.cat([c[p.src_start:p.src_end] for c, p in zip(clips, plan)])
+                    assert torch.equal(out, want)
 
 
 # ------------------------------------------------------------------------------------ real sampling
-@pytest.mark.parametrize("sampler_name", ["euler", "heun"])  # heun: two model calls per step
-def test_dsg_overlap_frames_follow_the_stored_trajectory_then_evolve_freely(hooks, node, tiny_model, sampler_name):
-    """Sampler state x at every step (sampler callback): guided steps equal the previous clip's
-    reversed trajectory bit for bit; after its stage the frame evolves on its own (clip 1 has its own
-    prompt, so a free frame diverges; the tiny U-Net is an image model, frames are independent)."""
+def dsg_states(hooks, node, model, n=4, m=2, steps=4, g=0.75, mode="forward", sampler_name="euler", lat=None,
+               denoise=1.0):
+    """Sampler state x at every step of a 2-clip run (sampler callback), clip 1 with its own prompt."""
     pa, pb, neg = fixtures.tiny_cond(seed=11), fixtures.tiny_cond(seed=12), fixtures.tiny_cond(seed=2)
     clip_pos = node.PerClipConditioning.execute(pb, 1, node.PerClipConditioning.execute(pa, 1).result[0]).result[0]
     states = {}
-    n, m, steps, g = 4, 2, 4, 0.75
+    lat = lat if lat is not None else latent(n)
+    total = 2 * n - m if mode != "concat" else 2 * n
     out = hooks.sample_iterative_reuse(
-        tiny_model, pa, neg, latent(n), total_frames=6, overlap=m, noise_recycle=4.0, guidance_ratio=g, seed=3,
+        model, pa, neg, lat, total_frames=total, overlap=m, noise_recycle=4.0, guidance_ratio=g, seed=3,
         steps=steps, cfg=2.0, sampler_name=sampler_name, scheduler="normal", clip_positives=clip_pos,
+        overlap_mode=mode, denoise=denoise,
         step_callback=lambda c, s, x0, x: states.__setitem__((c, s), x.detach().clone()))
-    assert out["samples"].shape[0] == 6
-    stage = [3, 2]
-    from coherent_video.model_patches.reuse import staged_guidance_steps
+    assert out["samples"].shape[0] == total
+    return states
 
-    assert staged_guidance_steps(steps, m, g) == stage
-    for k in range(m):
+
+def assert_guided_then_free(states, stage, sources, steps):
+    """Guided steps equal the re-traced frame's recorded state bit for bit; after its stage the frame
+    evolves on its own (clip 1 has its own prompt, so a free frame diverges)."""
+    for k, src in enumerate(sources):
+        assert stage[k] >= 2  # at least one guided step after step 0, where the noise alone would agree
         for s in range(steps):
-            ours, record = states[(1, s)][k], states[(0, s)][n - 1 - k]
+            ours, record = states[(1, s)][k], states[(0, s)][src]
             if s < stage[k]:
                 assert torch.equal(ours, record), (k, s)
             else:
                 assert float((ours - record).abs().max()) > 1e-4, (k, s)
+
+
+@pytest.mark.parametrize("mode", ["forward", "concat"])
+@pytest.mark.parametrize("sampler_name", ["euler", "heun"])  # heun: two model calls per step
+def test_dsg_overlap_frames_follow_the_stored_trajectory_then_evolve_freely(hooks, node, reuse, tiny_model,
+                                                                          sampler_name, mode):
+    n, m, steps, g = 4, 2, 4, 0.75
+    stage = reuse.staged_guidance_steps(steps, m, g)
+    assert stage == [3, 2]
+    states = dsg_states(hooks, node, tiny_model, n, m, steps, g, mode, sampler_name)
+    sources = [2, 3] if mode == "forward" else [3, 2]
+    assert_guided_then_free(states, stage, sources, steps)
     # the non-overlap frames were never overwritten
-    assert float((states[(1, 1)][m:] - states[(0, 1)].flip(0)[m:]).abs().max()) > 1e-4
+    assert float((states[(1, 1)][m:] - states[(0, 1)][m:]).abs().max()) > 1e-4
+
+
+def test_dsg_exact_with_denoise_below_one(hooks, node, reuse, tiny_model):
+    """denoise < 1: every frame starts from its own latent frame; a re-traced frame starts from the latent
+    frame it re-traces, so the guided states still equal the record bit for bit."""
+    n, m, steps, g = 4, 2, 4, 0.75
+    lat = {"samples": torch.randn(n, 4, 8, 8, generator=torch.Generator().manual_seed(5)) * 2}
+    states = dsg_states(hooks, node, tiny_model, n, m, steps, g, "forward", lat=lat, denoise=0.6)
+    assert_guided_then_free(states, reuse.staged_guidance_steps(steps, m, g), [2, 3], steps)
+
+
+def test_dsg_exact_with_a_noise_mask(hooks, node, reuse, tiny_model):
+    """A per-frame noise_mask: the sampler pins the unmasked part of each frame to its latent frame, so a
+    re-traced frame takes the mask and latent of the frame it re-traces."""
+    n, m, steps, g = 4, 2, 4, 0.75
+    gen = torch.Generator().manual_seed(6)
+    mask = (torch.rand(n, 1, 8, 8, generator=gen) > 0.5).float()
+    lat = {"samples": torch.randn(n, 4, 8, 8, generator=gen), "noise_mask": mask}
+    states = dsg_states(hooks, node, tiny_model, n, m, steps, g, "concat", lat=lat)
+    assert_guided_then_free(states, reuse.staged_guidance_steps(steps, m, g), [3, 2], steps)
+
+
+@pytest.mark.parametrize("mode,back", [("forward", 0), ("reversed_drop", 2)])
+def test_seam_direction_on_time_ordered_noise(node, tiny_model, tiny_cond, mode, back):
+    """Progressive (time-ordered) noise on the frame-independent tiny model: the first frame after the seam
+    is closest to the last frame before it in forward mode; the old reversed drop jumps back M frames."""
+    brn = pytest.importorskip("coherent_video.nodes.base_residual_noise")
+    n, m = 6, 2
+    noise = brn.BaseResidualNoise.execute(4, "progressive", 0.5, 1.0, -1).result[0]
+    out = run_node(node, tiny_model, tiny_cond, frames=n, total_frames=2 * n - m, overlap=m, overlap_mode=mode,
+                   noise=noise, steps=3)["samples"]
+    dist = [(out[n] - out[i]).pow(2).mean().item() for i in range(n)]
+    assert dist.index(min(dist)) == n - 1 - back, dist
 
 
 def test_concat_mode_keeps_the_retraced_overlap(node, tiny_model, tiny_cond):
@@ -291,13 +364,13 @@ def test_per_clip_conditioning_list(node, tiny_cond):
 
 
 def test_workflow_runs_headless_on_random_sd15(sd15_ckpt, tmp_path):
-    wf = ROOT / "workflows" / "iterative_reuse_long_video.json"
+    wf = ROOT / "workflows" / "VidRD long video clip by clip - SD1.5.json"
     data = json.loads(wf.read_text())
     sampler = next(n for n in data["nodes"] if n["type"] == "CoherentVideo_" + NODE)
     latent_node = next(n for n in data["nodes"] if n["type"] == "EmptyLatentImage")
-    assert next(n for n in data["nodes"] if n["type"] == "CheckpointLoaderSimple")["widgets_values"] == ["random_sd15.safetensors"]
+    assert next(n for n in data["nodes"] if n["type"] == "CheckpointLoaderSimple")["widgets_values"] == ["v1-5-pruned-emaonly-fp16.safetensors"]
     s, lt = sampler["id"], latent_node["id"]
-    files = run_workflow_cli("iterative_reuse_long_video.json", tmp_path, models_dir=Path(sd15_ckpt).parent.parent,
+    files = run_workflow_cli("VidRD long video clip by clip - SD1.5.json", tmp_path, models_dir=Path(sd15_ckpt).parent.parent,
                              sets=[f"{lt}.width=64", f"{lt}.height=64", f"{lt}.batch_size=4",
                                    f"{s}.total_frames=6", f"{s}.overlap=2", f"{s}.steps=1"])
     webps = [f for f in files if f.suffix == ".webp"]

@@ -47,15 +47,32 @@ def test_insampler_strength0_identical_and_strength_reduces_flicker(parts, tiny_
     assert len(smooth.model_options["sampler_post_cfg_function"]) == 1
 
 
-def test_insampler_input_model_unchanged_on_error(parts, tiny_model):
+def test_insampler_input_model_unchanged_on_error_inside_the_hook(parts, tiny_model, tiny_cond):
+    """The error is raised inside the patch's own post-CFG hook, after it has smoothed a step (the
+    hook's class is swapped for one that raises after calling it): sampling stops with that error and
+    the input model is unchanged."""
     comfy, N, _ = parts
+    from coherent_video.model_patches.motion_hooks import MotionSmoothingPostCFG
+
+    calls = []
+
+    class RaisingAfterSmoothing(MotionSmoothingPostCFG):
+        def __call__(self, args):
+            out = super().__call__(args)
+            calls.append(bool(torch.equal(out, args["denoised"])))
+            raise RuntimeError("raised inside MotionSmoothingPostCFG")
+
     before = fixtures.model_fingerprint(tiny_model)
+    options_before = repr(tiny_model.model_options)
     patched = N.MotionSmoothingPatch.execute(tiny_model, 0.5).args[0]
-    bad = fixtures.tiny_cond(context_dim=16)  # wrong context width: cross-attention raises mid-sampling
-    with pytest.raises(RuntimeError):
-        comfy.KSampler().sample(patched, SEED, 1, 5.0, "euler", "normal", bad, bad,
-                                {"samples": torch.zeros(4, 4, 8, 8)}, 1.0)
+    hooks = patched.model_options["sampler_post_cfg_function"]
+    assert len(hooks) == 1 and type(hooks[0]) is MotionSmoothingPostCFG
+    hooks[0].__class__ = RaisingAfterSmoothing
+    with pytest.raises(RuntimeError, match="raised inside MotionSmoothingPostCFG"):
+        _sample(comfy, patched, tiny_cond, frames=4)
+    assert calls == [False]  # the hook ran once and had changed the prediction before the error
     fixtures.assert_same_fingerprint(before, fixtures.model_fingerprint(tiny_model))
+    assert repr(tiny_model.model_options) == options_before
 
 
 def test_post_cfg_hook_layouts_and_range(parts):

@@ -49,16 +49,29 @@ def test_marginals_are_unit_gaussian(noise_math, mode, base_ratio, alpha):
         assert abs(float(eps[f].var()) - 1.0) < 0.01, f"frame {f} variance {float(eps[f].var())}"
 
 
+def expected_correlation(mode: str, i: int, j: int, frames: int, base_ratio: float, alpha: float) -> float:
+    """The papers' inter-frame correlations, written out here independently of the module under test:
+    VideoFusion (2303.08320 eq. 4): sqrt(lambda_i lambda_j), lambda = 1 at the center key frame (F-1)//2;
+    PYoCo (2305.10474) progressive (eq. 6): (alpha/sqrt(1+alpha^2))^|i-j|; mixed (eq. 5): alpha^2/(1+alpha^2)."""
+    if mode == "shared":
+        key = (frames - 1) // 2
+        lam_i = 1.0 if i == key else base_ratio
+        lam_j = 1.0 if j == key else base_ratio
+        return math.sqrt(lam_i * lam_j)
+    if mode == "progressive":
+        return (alpha / math.sqrt(1 + alpha * alpha)) ** abs(i - j)
+    return alpha * alpha / (1 + alpha * alpha)
+
+
 @pytest.mark.parametrize("mode,base_ratio,alpha", [("shared", 0.5, 1.0), ("shared", 0.25, 1.0),
                                                    ("progressive", 0.0, 1.0), ("progressive", 0.0, 2.0),
                                                    ("mixed", 0.0, 0.7), ("mixed", 0.0, 2.0)])
 def test_inter_frame_correlation_matches_formula(noise_math, mode, base_ratio, alpha):
     eps = _draw(noise_math, mode, base_ratio, alpha)
-    lam = noise_math.frame_lambdas(SHAPE[0], base_ratio) if mode == "shared" else None
-    key = noise_math.resolve_key_frame(SHAPE[0], -1)
+    key = (SHAPE[0] - 1) // 2
     pairs = [(0, 1), (1, 2), (0, 3), (2, 6), (key, 0), (key, 7)]
     for i, j in pairs:
-        want = noise_math.expected_correlation(mode, i, j, lam, alpha)
+        want = expected_correlation(mode, i, j, SHAPE[0], base_ratio, alpha)
         got = _corr(eps[i], eps[j])
         assert abs(got - want) < 0.01, f"{mode} frames {i},{j}: corr {got:.4f} want {want:.4f}"
 

@@ -40,3 +40,17 @@ def test_pack_import_is_light_and_registers_nodes():
     assert not unprefixed, f"node ids without the pack prefix (they could clash with another pack's): {unprefixed}"
     assert len(out["nodes"]) == len(set(out["nodes"])), "duplicate node ids"
     assert not out["untipped"], f"inputs/outputs without a tooltip: {out['untipped']}"
+
+
+def test_registry_metadata_is_filled():
+    """[tool.comfy] as the Comfy registry reads it. (comfy-cli's `comfy node validate` runs offline but passed even
+    with an empty Icon and no PublisherId, so the fields are checked here.)"""
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    comfy = meta["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"]
+    repo = meta["project"]["urls"]["Repository"].replace("https://github.com/", "")
+    prefix = f"https://raw.githubusercontent.com/{repo}/main/"
+    assert comfy["Icon"].startswith(prefix) and (ROOT / comfy["Icon"][len(prefix):]).is_file(), comfy["Icon"]
+    assert all((ROOT / d).is_dir() for d in comfy["includes"])

@@ -77,9 +77,9 @@ def test_ui_conversion_rejects_wrong_widget_count_and_unknown_class(runner):
 
 
 def test_runner_executes_bundled_workflow_on_random_sd15(runner, models_dir, tmp_path):
-    out = runner.run(str(ROOT / "workflows" / "base_residual_noise.json"), output_dir=str(tmp_path),
+    out = runner.run(str(ROOT / "workflows" / "VideoFusion shared noise video - SD1.5.json"), output_dir=str(tmp_path),
                      models_dirs=[models_dir], quiet=True,
-                     sets=["4.width=64", "4.height=64", "4.batch_size=3", "8.steps=1"])
+                     sets=["1.ckpt_name=random_sd15.safetensors", "4.width=64", "4.height=64", "4.batch_size=3", "8.steps=1"])
     assert out["prompt"]["5"]["class_type"] == "CoherentVideo_BaseResidualNoise"
     assert len(out["files"]) == 1 and out["files"][0].endswith(".webp")
     from PIL import Image
@@ -89,8 +89,8 @@ def test_runner_executes_bundled_workflow_on_random_sd15(runner, models_dir, tmp
 
 
 def test_runner_errors_name_node_class_and_input(runner, models_dir, tmp_path):
-    wf = str(ROOT / "workflows" / "base_residual_noise.json")
-    small = ["4.width=64", "4.height=64", "4.batch_size=3", "8.steps=1"]
+    wf = str(ROOT / "workflows" / "VideoFusion shared noise video - SD1.5.json")
+    small = ["1.ckpt_name=random_sd15.safetensors", "4.width=64", "4.height=64", "4.batch_size=3", "8.steps=1"]
     with pytest.raises(runner.RunError, match=r"node 5 \(CoherentVideo_BaseResidualNoise\) input 'base_ratio'"):
         runner.run(wf, output_dir=str(tmp_path), models_dirs=[models_dir], quiet=True, sets=small + ["5.base_ratio=2"])
     with pytest.raises(runner.RunError, match=r"node 1 \(CheckpointLoaderSimple\) input 'ckpt_name'.*folder 'checkpoints', searched"):

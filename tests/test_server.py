@@ -160,5 +160,5 @@ def test_template_browser_lists_bundled_workflows(server):
 
     templates = _get(base + "/workflow_templates")
     bundled = {p.stem for p in (ROOT / "workflows").glob("*.json")}
-    assert "base_residual_noise" in bundled
+    assert "VideoFusion shared noise video - SD1.5" in bundled
     assert bundled <= set(templates.get(PACK_NAME, [])), templates

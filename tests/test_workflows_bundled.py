@@ -1,15 +1,51 @@
-"""Every bundled workflow is UI format, converts to a prompt ComfyUI validates, and matches its source script."""
+"""Every bundled template is UI format, matches its source script (workflow_sources/), converts to a prompt ComfyUI
+validates with an empty input/ folder, has a thumbnail, groups with notes, no overlapping nodes, and declares the
+models it needs; workflows/ holds nothing else."""
 from __future__ import annotations
 
 import asyncio
 import json
 import runpy
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SOURCES_DIR = ROOT / "workflow_sources"
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name"}
+
+
+def _sources() -> dict[str, dict]:
+    if str(SOURCES_DIR) not in sys.path:
+        sys.path.insert(0, str(SOURCES_DIR))
+    out = {}
+    for src in sorted(SOURCES_DIR.glob("[a-z]*.py")):
+        g = runpy.run_path(str(src), run_name="not_main")
+        assert g["NAME"] not in out, f"two sources write {g['NAME']}"
+        out[g["NAME"]] = {**g, "path": src}
+    return out
+
+
+def _rects(data: dict) -> list[tuple[int, float, float, float, float]]:
+    """(id, x0, y0, x1, y1) of every node, title bar included (LiteGraph draws it above pos)."""
+    return [(n["id"], n["pos"][0], n["pos"][1] - 30, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+            for n in data["nodes"]]
+
+
+def overlapping(data: dict) -> list[tuple[int, int]]:
+    r = _rects(data)
+    return [(a[0], b[0]) for k, a in enumerate(r) for b in r[k + 1:]
+            if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
+
+
+def test_workflows_folder_holds_only_templates_and_thumbnails():
+    files = sorted(p.name for p in (ROOT / "workflows").iterdir())
+    assert all(f.endswith((".json", ".jpg")) for f in files), files
+    stems = {Path(f).stem for f in files}
+    assert stems == {p.stem for p in WORKFLOWS}, "every template has a .jpg thumbnail and every .jpg a template"
+    assert set(_sources()) == stems, "every template has exactly one source script"
 
 
 def workflow_signature(data: dict, pack_types: set[str]) -> dict:
@@ -56,21 +92,37 @@ def test_signature_ignores_core_inputs_but_not_ours(comfy, pack):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
-def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_ckpt):
+def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_ckpt, tmp_path):
     from tools import run_workflow
-    from tools.ui_workflow import build_ui_workflow
 
     data = json.loads(path.read_text())
     assert data.get("version") == 0.4 and data["nodes"] and "links" in data
-    src = ROOT / "workflows" / "src" / f"{path.stem}.py"
-    assert src.is_file(), f"no source script for {path.name}"
-    spec = runpy.run_path(str(src), run_name="not_main")["spec"]
+    src = _sources()[path.stem]
+    built = src["build"](src["NAME"], src["spec"], src["GROUPS"], src.get("MODELS"))
     pack_types = _pack_types()
-    assert workflow_signature(build_ui_workflow(spec), pack_types) == workflow_signature(data, pack_types), \
-        f"{path.name} is out of date: run .venv/bin/python {src.relative_to(ROOT)}"
-    run_workflow.setup_comfy(None, str(ROOT / "workflows" / "inputs"), [str(Path(sd15_ckpt).parent.parent)], None)
+    assert workflow_signature(built, pack_types) == workflow_signature(data, pack_types), \
+        f"{path.name} is out of date: run .venv/bin/python {src['path'].relative_to(ROOT)}"
+    # groups with a one-line Note each; no overlapping nodes; opens at a zoom where text is drawn
+    notes = [n for n in data["nodes"] if n["type"] == "Note"]
+    assert len(data["groups"]) >= 2 and len(notes) == len(data["groups"])
+    assert all("\n" not in n["widgets_values"][0] and len(n["widgets_values"][0]) <= 80 for n in notes)
+    assert not overlapping(data)
+    assert data["extra"]["ds"]["scale"] >= 0.6
+    # every model file a loader names is declared (name, url, directory), as ComfyUI's own templates do
+    for n in data["nodes"]:
+        if n["type"] in MODEL_LOADERS:
+            declared = n["properties"].get("models") or []
+            assert [m["name"] for m in declared] == n["widgets_values"][:1]
+            assert all(m["url"].startswith("https://") and m["directory"] == "checkpoints" for m in declared)
+    # validates with an empty input/ folder (the random checkpoint swapped in, as the headless tests do)
+    empty = tmp_path / "input"
+    empty.mkdir()
+    run_workflow.setup_comfy(None, str(empty), [str(Path(sd15_ckpt).parent.parent)], None)
     prompt, fmt = run_workflow.load_workflow(str(path))
     assert fmt == "ui"
+    for node in prompt.values():
+        if node["class_type"] in MODEL_LOADERS:
+            node["inputs"][MODEL_LOADERS[node["class_type"]]] = "random_sd15.safetensors"
     valid, error, outputs, node_errors = asyncio.run(__import__("execution").validate_prompt("t", prompt, None))
     assert valid, run_workflow.format_validation_errors(prompt, error, node_errors)
     assert outputs

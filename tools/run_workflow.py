@@ -137,7 +137,10 @@ def format_validation_errors(prompt: dict, error: dict, node_errors: dict) -> st
 
 
 def load_workflow(path: str) -> tuple[dict, str]:
-    data = json.loads(Path(path).read_text())
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise WorkflowError(f"not valid JSON ({e})") from None
     if is_ui_format(data):
         return ui_to_api(data, _input_types_of), "ui"
     return api_prompt_of(data), "api"

@@ -9,17 +9,20 @@ from pathlib import Path
 from .comfy_env import ROOT
 
 RUNNER = ROOT / "tools" / "run_workflow.py"
-INPUTS = ROOT / "workflows" / "inputs"
+RANDOM_SD15 = "random_sd15.safetensors"  # the tests' random-weight checkpoint (tools/fixtures.py)
 
 
 def run_workflow_cli(workflow: str, out_dir: Path, sets=(), models_dir: Path | None = None,
-                     input_dir: Path | None = INPUTS, timeout: int = 900,
+                     input_dir: Path | None = None, timeout: int = 900,
                      custom_nodes_dir: Path | None = None) -> list[Path]:
     """Run ``workflows/<workflow>`` through ``tools/run_workflow.py`` in a subprocess; assert it succeeds
-    and return the files it wrote under ``out_dir`` (sorted)."""
+    and return the files it wrote under ``out_dir`` (sorted). With ``models_dir``, every CheckpointLoaderSimple
+    is pointed at the random-weight checkpoint with ``--set`` (the templates name the real SD1.5 file)."""
     cmd = [sys.executable, str(RUNNER), str(ROOT / "workflows" / workflow), "--output-dir", str(out_dir), "--quiet"]
     if models_dir is not None:
         cmd += ["--models-dir", str(models_dir)]
+        sets = [f"{n['id']}.ckpt_name={RANDOM_SD15}" for n in _nodes(workflow)
+                if n["type"] == "CheckpointLoaderSimple"] + list(sets)
     if input_dir is not None:
         cmd += ["--input-dir", str(input_dir)]
     if custom_nodes_dir is not None:
@@ -39,5 +42,9 @@ def webp_frames(path: Path) -> tuple[int, tuple[int, int]]:
         return im.n_frames, im.size
 
 
+def _nodes(workflow: str) -> list[dict]:
+    return json.loads((ROOT / "workflows" / workflow).read_text())["nodes"]
+
+
 def workflow_node_types(workflow: str) -> set[str]:
-    return {n["type"] for n in json.loads((ROOT / "workflows" / workflow).read_text())["nodes"]}
+    return {n["type"] for n in _nodes(workflow)}

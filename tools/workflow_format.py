@@ -190,7 +190,12 @@ def ui_to_api(workflow: dict, input_types_of: Callable[[str], dict | None]) -> d
                 name = inp["widget"].get("name", name)
             if inp.get("link") is None:
                 continue
-            got = resolve(int(inp["link"]))
+            link_id = int(inp["link"])
+            if link_id not in links or links[link_id][0] not in nodes:
+                why = "is not in the workflow's links" if link_id not in links else \
+                    f"comes from node {links[link_id][0]}, which is not in the workflow"
+                raise WorkflowError(f"node {nid} ({ctype}) input '{name}': broken link {link_id} {why}")
+            got = resolve(link_id)
             if got is None:  # source muted or missing: as the frontend, keep any widget value, else unset
                 continue
             inputs[name] = got[1]

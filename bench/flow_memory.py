@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Peak memory of FlowTemporalUpsample against video length (CPU): is it flat beyond the output itself?
+
+    .venv/bin/python bench/flow_memory.py [--size 128] [--lengths 100 1000] [--chunk 4]
+    -> bench/results/flow_memory.json
+
+Each length runs in a fresh process (``ru_maxrss`` is a per-process high-water mark): the clip is a
+random-texture pan (``size`` x ``size``, float32 IMAGE), made before the measurement starts; the node
+(real ComfyUI, ``FlowTemporalUpsample.execute``, x2, balanced preset, chunk_size ``--chunk``) then runs
+once. Reported per length: the peak RSS, the RSS just before the node ran (interpreter + ComfyUI +
+input clip), the IMAGE output's own bytes, and ``working_set`` = peak - before - output, the memory the
+node needs beyond its output. Flat in video length means ``working_set`` at the longest length within
+10 % of the shortest. 1,000 frames at 512x512 would need 9 GB for input + output alone, more than this
+shared 24 GB machine may give one process, so the default size is 128x128 (stated in the JSON).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def child(frames: int, size: int, chunk: int, threads: int) -> dict:
+    from tools import comfy_env
+
+    comfy_env.bootstrap()
+    comfy_env.load_pack_module()
+    import torch
+
+    torch.set_num_threads(threads)
+    from coherent_video.nodes.flow_upsample import FlowTemporalUpsample
+
+    g = torch.Generator().manual_seed(0)
+    tex = torch.rand(1, 3, size // 8 + 2, (size + 2 * frames) // 8 + 2, generator=g)
+    tex = torch.nn.functional.interpolate(tex, size=(size, size + 2 * frames), mode="bilinear")[0]
+    images = torch.stack([tex[:, :, 2 * i:2 * i + size].permute(1, 2, 0) for i in range(frames)]).contiguous()
+    small = images[:3].clone()
+    FlowTemporalUpsample.execute(images=small, multiplier=2, chunk_size=chunk)  # warm-up: libraries, kernels
+    before = rss_bytes()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t = time.perf_counter()
+    out = FlowTemporalUpsample.execute(images=images, multiplier=2, chunk_size=chunk).result[0]
+    secs = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out_bytes = out.numel() * out.element_size()
+    return {"frames": frames, "output_frames": out.shape[0], "peak_rss": peak, "rss_before": before,
+            "peak_rss_before_run": peak_before, "output_bytes": out_bytes, "input_bytes": images.numel() * 4,
+            "working_set": peak - before - out_bytes, "seconds": secs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[100, 1000])
+    ap.add_argument("--chunk", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child is not None:
+        print("RESULT " + json.dumps(child(args.child, args.size, args.chunk, args.threads)))
+        return
+    rows = []
+    for n in args.lengths:
+        cmd = [sys.executable, __file__, "--child", str(n), "--size", str(args.size), "--chunk", str(args.chunk),
+               "--threads", str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+        rows.append(row)
+        print(f"{n:5d} frames: peak RSS {row['peak_rss'] / 2**20:8.1f} MiB, before {row['rss_before'] / 2**20:8.1f} MiB, "
+              f"output {row['output_bytes'] / 2**20:8.1f} MiB, working set {row['working_set'] / 2**20:7.1f} MiB, "
+              f"{row['seconds']:.1f} s", flush=True)
+    ws0, ws1 = rows[0]["working_set"], rows[-1]["working_set"]
+    res = {"size": [args.size, args.size], "multiplier": 2, "chunk_size": args.chunk, "preset": "balanced",
+           "threads": args.threads, "runs": rows,
+           "working_set_ratio_longest_over_shortest": ws1 / ws0,
+           "flat_within_10pct": abs(ws1 / ws0 - 1) <= 0.10,
+           "definition": "working_set = peak RSS - RSS before the node ran (incl. input clip) - IMAGE output bytes",
+           "command": "python bench/flow_memory.py " + " ".join(sys.argv[1:])}
+    out = ROOT / "bench" / "results" / "flow_memory.json"
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"working set ratio {res['working_set_ratio_longest_over_shortest']:.3f}; wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Build a bundled template (``workflows/<NAME>.json``, UI format) from a compact source script.
+
+Conventions for every template (follow them when adding one):
+- one script here per template: ``NAME`` (the file stem; it is the title the Templates dialog shows, so it reads as
+  one), ``spec`` (nodes and links, see tools/ui_workflow.py), ``GROUPS`` and optional ``MODELS``;
+- ``GROUPS``: one per step, in reading order: ``{"title": ..., "note": one line, "at": (x, y), "cols": [[ids], ...]}``.
+  Every group gets a Note node with its one line; the nodes are stacked in columns inside the group. Node
+  positions in ``spec`` are ignored;
+- ``MODELS``: ``{node id: [{"name", "url", "directory"}]}`` for the weight files, named as ComfyUI's own templates
+  name them, so the frontend's missing-models dialog offers the download. Headless tests swap in the random-weight
+  checkpoint with ``--set`` (tools/testing.py does it for every CheckpointLoaderSimple);
+- a thumbnail ``workflows/<NAME>.jpg``: real output for model-free templates, a picture of the graph otherwise
+  (``make test-browser`` writes both kinds under ``output/browser/``; copy them with
+  ``THUMBNAILS=1 make test-browser``);
+- regenerate with ``.venv/bin/python workflow_sources/<script>.py``; tests/test_workflows_bundled.py checks the
+  JSON matches its script.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SD15 = {"name": "v1-5-pruned-emaonly-fp16.safetensors",
+        "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+               "v1-5-pruned-emaonly-fp16.safetensors?download=true",
+        "directory": "checkpoints"}
+
+COL_W, COL_GAP, ROW_GAP, TITLE_H = 340, 50, 40, 30
+WIDE = {"CLIPTextEncode": 400}
+GROUP_PAD, GROUP_TITLE = 20, 40
+NOTE_H = 88  # the frontend's height for a one-line Note
+VIEW = {"scale": 0.8, "offset": [90, 150]}  # the zoom the template opens with: titles and widgets readable
+
+
+def node_height(node: dict) -> int:
+    """The body height (without the title bar) the frontend (1.32) gives a node: 20 px per slot row, 24 px per
+    widget (a seed's control_after_generate is one more), 14 px margin; a multiline prompt box is 136 px."""
+    if node["type"] == "CLIPTextEncode":
+        return 136
+    n_in = sum(1 for i in node["inputs"] if "widget" not in i)
+    return max(n_in, len(node["outputs"])) * 20 + len(node["widgets_values"]) * 24 + 14
+
+
+def build(name: str, spec: list[dict], groups: list[dict], models: dict | None = None) -> dict:
+    from tools.ui_workflow import build_ui_workflow
+
+    wf = build_ui_workflow(spec)
+    by_id = {n["id"]: n for n in wf["nodes"]}
+    placed = [i for g in groups for col in g["cols"] for i in col]
+    assert sorted(placed) == sorted(by_id), f"{name}: every node in exactly one group ({sorted(placed)})"
+    next_id = max(by_id) + 1
+    out_groups = []
+    for g in groups:
+        x0, y0 = g["at"]
+        top = y0 + GROUP_TITLE + TITLE_H
+        note = {"id": next_id, "type": "Note", "pos": [x0 + GROUP_PAD, top], "flags": {}, "order": 0, "mode": 0,
+                "inputs": [], "outputs": [], "properties": {"text": ""}, "widgets_values": [g["note"]],
+                "color": "#432", "bgcolor": "#653"}
+        next_id += 1
+        width_all = len(g["cols"]) * COL_W + (len(g["cols"]) - 1) * COL_GAP
+        note["size"] = [max(width_all, 300), NOTE_H]
+        wf["nodes"].append(note)
+        bottom = top + NOTE_H
+        x = x0 + GROUP_PAD
+        for col in g["cols"]:
+            y = top + NOTE_H + ROW_GAP + TITLE_H
+            col_w = max(WIDE.get(by_id[i]["type"], COL_W) for i in col)
+            for i in col:
+                n = by_id[i]
+                n["pos"] = [x, y]
+                n["size"] = [col_w, node_height(n)]
+                y += n["size"][1] + ROW_GAP + TITLE_H
+                bottom = max(bottom, n["pos"][1] + n["size"][1])
+            x += col_w + COL_GAP
+        right = max(x - COL_GAP, x0 + GROUP_PAD + note["size"][0])
+        out_groups.append({"title": g["title"], "bounding": [x0, y0, right + GROUP_PAD - x0, bottom + GROUP_PAD - y0],
+                           "color": g.get("color", "#3f789e"), "font_size": 24, "flags": {}})
+    for nid, entries in (models or {}).items():
+        by_id[nid]["properties"]["models"] = entries
+    order = {n["id"]: k for k, n in enumerate(wf["nodes"])}
+    wf["nodes"].sort(key=lambda n: order[n["id"]])
+    wf["last_node_id"] = next_id - 1
+    wf["groups"] = out_groups
+    wf["extra"] = {"ds": dict(VIEW)}
+    if models:
+        wf["models"] = [e for entries in models.values() for e in entries]
+    return wf
+
+
+def write(name: str, spec: list[dict], groups: list[dict], models: dict | None = None) -> Path:
+    """Boot ComfyUI, load every node, and write ``workflows/<name>.json``."""
+    import json
+
+    from tools.comfy_env import bootstrap, init_all_nodes
+
+    bootstrap()
+    init_all_nodes()
+    path = ROOT / "workflows" / f"{name}.json"
+    path.write_text(json.dumps(build(name, spec, groups, models), indent=1) + "\n")
+    return path
