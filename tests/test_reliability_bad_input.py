@@ -91,7 +91,7 @@ class Ctx:
 
     def reuse(self, **kw):
         a = dict(model=self.model, positive=self.pos, negative=self.neg, latent_image=lat(3), total_frames=5,
-                 overlap=1, noise_recycle=4.0, guidance_ratio=0.4, fnr=True, overlap_mode="drop", seed=0, steps=1,
+                 overlap=1, noise_recycle=4.0, guidance_ratio=0.4, fnr=True, overlap_mode="forward", seed=0, steps=1,
                  cfg=2.0, sampler_name="euler", scheduler="normal", denoise=1.0)
         a.update(kw)
         return self.ir.IterativeReuseSampler.execute(**a).result[0]
@@ -312,6 +312,28 @@ BAD += [
 
 MODEL_NODES = {"BaseResidualNoiseModel", "CrossStreamAttention", "ReferenceImageCondition", "IterativeReuseSampler",
                "MotionSmoothingPatch"}
+
+
+def _clip(name):
+    from coherent_video.nodes.bundled_clip import LoadBundledClip
+
+    return LoadBundledClip.execute(name)
+
+
+def _rife(name):
+    from coherent_video.nodes.flow_upsample import RIFELoader
+
+    return RIFELoader.execute(name)
+
+
+# the two loaders take one file name, which a link (a primitive, another pack's string node) can set to anything
+_NAMES = [("None", None), ("a number", 3), ("empty string", ""), ("a list", ["bbb_emerge.mp4"]),
+          ("path traversal", "../README.md"), ("absolute path", "/etc/passwd"), ("missing file", "missing.mp4"),
+          ("wrong case", "BBB_EMERGE.MP4"), ("trailing space", "bbb_emerge.mp4 ")]
+BAD += [("LoadBundledClip", "clip", what, lambda c, v=v: _clip(v)) for what, v in _NAMES]
+BAD += [("LoadBundledClip", "clip", "a licence file beside the clips", lambda c: _clip("bbb_emerge.LICENSE.txt"))]
+BAD += [("RIFELoader", "rife_name", what, lambda c, v=v: _rife(v)) for what, v in _NAMES]
+BAD += [("RIFELoader", "rife_name", "a missing .pkl", lambda c: _rife("flownet_missing.pkl"))]
 
 
 @pytest.fixture(scope="module")
