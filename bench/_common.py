@@ -51,6 +51,30 @@ def timeit_many(fns: dict, repeat: int = 9, warmup: int = 2, min_sample_s: float
     return best
 
 
+def time_rounds(fns: dict, repeat: int = 5, warmup: int = 1) -> dict:
+    """Seconds of one call of every function per round, the functions called in turn within each round
+    (interleaved, so a baseline and its technique see the same load): {name: [seconds, one per round]}."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    rounds = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            rounds[name].append(time.perf_counter() - t)
+    return rounds
+
+
+def ratio_stats(num: list, den: list) -> dict:
+    """Median, min and max of the per-round ratios num[i] / den[i], with the ratios themselves."""
+    import statistics
+
+    r = [a / b for a, b in zip(num, den)]
+    return {"median": round(statistics.median(r), 4), "min": round(min(r), 4), "max": round(max(r), 4),
+            "pairs": [round(x, 4) for x in r]}
+
+
 def machine() -> dict:
     import torch
 

@@ -4,9 +4,9 @@
 Every configuration samples the same latent with the same seed through ComfyUI's own
 ``nodes.KSampler`` (euler, CFG, so cond + uncond = 2 x frames rows per model call); the time of a
 ``--steps``-step run divided by the steps is the per-step time. Configurations are timed with
-``bench/_common.timeit_many``: warm-up runs, then samples interleaved unpatched / reference /
-cross-stream / ... so that each sees the same load on the (shared) machine, and the minimum per
-configuration. Torch runs on ``--threads`` threads (1 by default: on a small shared CPU,
+``bench/_common.time_rounds``: warm-up runs, then rounds interleaved unpatched / reference /
+cross-stream / ... so that each sees the same load on the (shared) machine; every ratio is the median, min
+and max of the per-round ratios to unpatched. Torch runs on ``--threads`` threads (1 by default: on a small shared CPU,
 multi-threaded kernels mostly time the contention).
 
     .venv/bin/python bench/attention.py            # full-size SD1.5 U-Net, 16 frames, 16x16 latent
@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import timeit_many, write_results  # noqa: E402
+from bench._common import ratio_stats, time_rounds, write_results  # noqa: E402
 from tools import comfy_env, fixtures  # noqa: E402
 
 
@@ -75,24 +76,23 @@ def measure(model_kind: str, frames: int, size: int, steps: int, repeat: int, wa
         return lambda: nodes.KSampler().sample(m, 0, steps, c, "euler", "normal", pos, neg, lat)
 
     with torch.inference_mode():
-        secs = timeit_many({k: sampler(*c) for k, c in configs.items()}, repeat=repeat, warmup=warmup, min_sample_s=0.0)
-    per_step = {k: v / steps for k, v in secs.items()}
-    base = per_step["unpatched"]
-    ratios = {k: v / base for k, v in per_step.items()}
+        rounds = time_rounds({k: sampler(*c) for k, c in configs.items()}, repeat=max(5, repeat), warmup=warmup)
+    per_step = {k: statistics.median(v) / steps for k, v in rounds.items()}
+    stats = {k: ratio_stats(v, rounds["unpatched"]) for k, v in rounds.items()}
+    ratios = {k: v["median"] for k, v in stats.items()}
 
     print(f"\nmodel={model_kind} frames={frames} latent={size}x{size} cfg={cfg} steps={steps} warmup={warmup} "
           f"repeat={repeat} threads={torch.get_num_threads()}")
-    print(f"{'configuration':<30}{'s/step (min)':>14}{'ratio':>8}")
+    print(f"{'configuration':<30}{'s/step (median)':>16}{'ratio median [min, max]':>26}")
     for k in configs:
-        print(f"{k:<30}{per_step[k]:>14.4f}{ratios[k]:>8.3f}")
+        print(f"{k:<30}{per_step[k]:>16.4f}{ratios[k]:>10.3f} [{stats[k]['min']:.3f}, {stats[k]['max']:.3f}]")
     target_ref = 1.10 + 1.0 / frames
     print(f"targets: reference <= {target_ref:.4f}, cross-stream <= 1.15")
     out = {
-        "reference_step_ratio": round(ratios["reference"], 4),
-        "cross_stream_step_ratio": round(ratios["cross_stream"], 4),
+        "reference_step_ratio": stats["reference"],
+        "cross_stream_step_ratio": stats["cross_stream"],
         "frames": frames,
-        **{f"{k}_step_ratio": round(ratios[k], 4) for k in configs
-           if k not in ("unpatched", "reference", "cross_stream")},
+        **{f"{k}_step_ratio": stats[k] for k in configs if k not in ("unpatched", "reference", "cross_stream")},
         "seconds_per_step": {k: round(v, 4) for k, v in per_step.items()},
         "targets": {"reference": round(target_ref, 4), "cross_stream": 1.15},
         "meets_targets": {"reference": ratios["reference"] <= target_ref, "cross_stream": ratios["cross_stream"] <= 1.15},
@@ -101,7 +101,8 @@ def measure(model_kind: str, frames: int, size: int, steps: int, repeat: int, wa
         "cfg": cfg, "cfg_branches": 2 if cfg != 1.0 else 1, "rows_per_model_call": (2 if cfg != 1.0 else 1) * frames,
         "sampler": "nodes.KSampler euler/normal; per-step time = run time / steps",
         "steps": steps, "warmup": warmup, "repeat": repeat,
-        "statistic": "min over interleaved samples (bench/_common.timeit_many)",
+        "statistic": "per-step ratio to unpatched: median, min and max over interleaved rounds (bench/_common.time_rounds)",
+        "threads": torch.get_num_threads(),
         "node_settings": "node defaults (reference: strength 1, style_fidelity 0.5, attention_weight 1, adain_weight 0, "
                          "anchor_first_frame on; cross-stream: anchor = first frame, all blocks)",
     }
@@ -218,7 +219,12 @@ def reference_point(size: int, frames: int, pairs: int, steps: int = 1, cfg: flo
 
 
 def _write(name: str, data: dict, command: str) -> None:
-    path = write_results(name, data)
+    from bench._common import RESULTS
+
+    old = RESULTS / f"{name}.json"  # keep the separately measured points (--ade, --reference-point)
+    kept = {k: v for k, v in (json.loads(old.read_text()) if old.is_file() else {}).items()
+            if k == "under_animatediff" or k.startswith("reference_") and k[10:11].isdigit()}
+    path = write_results(name, {**data, **kept})
     saved = json.loads(path.read_text())
     saved["command"] = command
     path.write_text(json.dumps(saved, indent=2) + "\n")

@@ -43,7 +43,11 @@ def webp_frames(path: Path) -> tuple[int, tuple[int, int]]:
 
 
 def _nodes(workflow: str) -> list[dict]:
-    return json.loads((ROOT / "workflows" / workflow).read_text())["nodes"]
+    """The workflow's nodes as ``{"id", "type"}``: the UI format's list, or the API format's prompt."""
+    data = json.loads((ROOT / "workflows" / workflow).read_text())
+    if "nodes" in data:
+        return data["nodes"]
+    return [{"id": k, "type": v["class_type"]} for k, v in data.items()]
 
 
 def workflow_node_types(workflow: str) -> set[str]:
