@@ -7,7 +7,7 @@ extra_model_paths.yaml, registering one GET route) counts, inside the server pro
 - live run-state objects (RunState, ReferenceBank, TrajectoryReplay).
 Both must be 0 between prompts; RSS may grow by at most 3 % from prompt 10 to prompt 30.
 
-Then (opt-in, COHERENT_VIDEO_SERVER_INTERRUPT=1; not yet run to the end), per patch, ``/interrupt``
+Then, per patch, ``/interrupt``
 mid-sampling through the server: the prompt is stopped during the patched node's progress, and
 re-posting it gives the same frames as a fresh process.
 
@@ -367,9 +367,6 @@ def fresh_interrupt_outputs(sd15_ckpt, tmp_path_factory):
     return {k: [Path(f) for f in v] for k, v in json.loads((d / "files.json").read_text()).items()}
 
 
-@pytest.mark.skipif(os.environ.get("COHERENT_VIDEO_SERVER_INTERRUPT") != "1",
-                    reason="opt-in (COHERENT_VIDEO_SERVER_INTERRUPT=1): not yet run to the end on the shared test "
-                           "machine; the in-process interrupt tests cover every node in CI")
 @pytest.mark.parametrize("patch", list(INTERRUPTS))
 def test_server_interrupt_mid_run_then_same_as_fresh_process(fresh_interrupt_outputs, server, patch):
     import numpy as np
