@@ -382,8 +382,8 @@ def test_core_context_window_anchor_is_absolute(H):
 
     import coherent_video.model_patches.attention as A
 
-    centre = A.resolve_anchor("centre", 0, 8, list(range(8)))  # the whole video's centre frame
-    chain = H.AttentionChain(KEY, (cross(H, "anchor", "centre"),))
+    centre = A.resolve_anchor("center", 0, 8, list(range(8)))  # the whole video's centre frame
+    chain = H.AttentionChain(KEY, (cross(H, "anchor", "center"),))
     q2, k2, v2 = qkv((0,), 4, seed=2)
     got = chain(q2, k2, v2, core_options(range(3, 7)))  # this window's own centre would be frame 5
     p = centre - 3

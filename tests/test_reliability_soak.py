@@ -102,7 +102,8 @@ def _post(url, body):
 
 
 @pytest.fixture(scope="module")
-def server(comfy, pack, sd15_ckpt, tmp_path_factory):
+def server(comfy, pack, sd15_ckpt, tmp_path_factory, fresh_interrupt_outputs):
+    # fresh_interrupt_outputs first: its fresh process loads the checkpoint before the server holds another copy
     from tools.comfy_env import comfyui_path
 
     tmp = tmp_path_factory.mktemp("soak")
@@ -348,8 +349,17 @@ def _saved(out_root: Path, outputs: dict) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def fresh_interrupt_outputs(sd15_ckpt, tmp_path_factory):
-    """Every interrupt prompt run to the end in one fresh process, through the headless runner."""
+def fresh_interrupt_outputs(comfy, sd15_ckpt, tmp_path_factory):
+    """Every interrupt prompt run to the end in one fresh process, through the headless runner (before the
+    server starts, and with this process's freed memory handed back, so two SD1.5 copies never coexist)."""
+    import ctypes
+    import gc
+
+    import comfy.model_management
+
+    comfy.model_management.unload_all_models()
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     d = tmp_path_factory.mktemp("fresh_interrupt")
     paths = {}
     for patch in INTERRUPTS:
