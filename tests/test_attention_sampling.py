@@ -65,7 +65,7 @@ def count_writes(H, m):
 
 # ------------------------------------------------------------------------------------- identity at strength 0
 def test_strength_zero_is_bit_identical(comfy, nodes_, tiny_model, tiny_cond):
-    from tools.fixtures import assert_same_fingerprint, model_fingerprint
+    from support.fixtures import assert_same_fingerprint, model_fingerprint
 
     fp = model_fingerprint(tiny_model)
     base = ksample(comfy, tiny_model, tiny_cond, video())
@@ -205,7 +205,7 @@ def test_patched_attention_equals_direct_on_recorded_qkv(comfy, nodes_, H, tiny_
 
 # ------------------------------------------------------------------------------------- composition, anchor, AdaIN
 def test_nodes_compose_and_input_model_unchanged(comfy, nodes_, H, tiny_model, tiny_cond):
-    from tools.fixtures import assert_same_fingerprint, model_fingerprint
+    from support.fixtures import assert_same_fingerprint, model_fingerprint
 
     fp = model_fingerprint(tiny_model)
     m_ref, lat = reference(nodes_, tiny_model, adain_weight=1.0)
@@ -260,7 +260,7 @@ def test_sampler_custom_advanced_with_both(comfy, nodes_, tiny_model, tiny_cond)
 # ------------------------------------------------------------------------------------- bad input
 def test_bad_inputs_name_node_and_input(comfy, nodes_, tiny_model, tiny_cond):
     from coherent_video.model_patches.errors import NodeInputError
-    from tools.fixtures import assert_same_fingerprint, model_fingerprint
+    from support.fixtures import assert_same_fingerprint, model_fingerprint
 
     fp = model_fingerprint(tiny_model)
     R, C = nodes_
@@ -292,7 +292,7 @@ def test_concat_reference_on_a_concat_model(comfy, nodes_, tiny_cond):
     from comfy.model_management import get_torch_device, unet_offload_device
     from comfy.model_patcher import ModelPatcher
     from comfy.patcher_extension import WrappersMP
-    from tools import fixtures
+    from support import fixtures
 
     cfg = fixtures.tiny_unet_config()
     cfg["in_channels"] = 8

@@ -3,7 +3,7 @@
 ADE is read from ``<repo parent>/shared/interop/ComfyUI-AnimateDiff-Evolved`` (see its README there)
 and loaded into the test ComfyUI with ComfyUI's own custom-node loader; every test skips, with the
 reason, when it is absent. The motion modules are deterministic random-weight files in AnimateDiff's
-SD1.5 v2 and v1 layouts (``tools/motion_module.py``), written once into the cache next to the random
+SD1.5 v2 and v1 layouts (``tests/support/motion_module.py``), written once into the cache next to the random
 SD1.5 checkpoint. ADE's motion modules have fixed SD1.5 widths, so the U-Net is the full-size random
 SD1.5 one, sampled at 4x4 latents for one step to keep CI time modest.
 """
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tools import comfy_env, fixtures, motion_module
+from runner import comfy_env
+from support import fixtures, motion_module
 
 ADE_DIR = comfy_env.ROOT.parent / "shared" / "interop" / "ComfyUI-AnimateDiff-Evolved"
 FRAMES, WINDOW, OVERLAP = 6, 4, 2
@@ -171,7 +172,7 @@ def test_runner_finds_pack_model_folders_and_runs_ade_with_reference(tmp_path):
     ReferenceImageCondition samples."""
     import json
 
-    from tools.testing import run_workflow_cli
+    from support.testing import run_workflow_cli
 
     ckpt = fixtures.random_sd15_checkpoint()
     motion_module.random_motion_module("v2")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tools import fixtures
-from tools.testing import run_workflow_cli, webp_frames
+from support import fixtures
+from support.testing import run_workflow_cli, webp_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = "IterativeReuseSampler"

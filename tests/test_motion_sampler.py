@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tools import fixtures
+from support import fixtures
 
 FRAMES, STEPS, SEED = 8, 3, 42
 

@@ -187,7 +187,7 @@ def _assert_frames_identical(x):
 
 
 def test_ksampler_lambda_one_gives_identical_frames(comfy, noise_nodes, tiny_model, tiny_cond):
-    from tools.fixtures import assert_same_fingerprint, model_fingerprint
+    from support.fixtures import assert_same_fingerprint, model_fingerprint
 
     pos, neg = tiny_cond
     before = model_fingerprint(tiny_model)
@@ -212,7 +212,7 @@ def test_ksampler_lambda_zero_equals_unpatched_bit_for_bit(comfy, noise_nodes, t
 
 
 def test_sampler_custom_advanced_lambda_one_and_zero(comfy, noise_nodes, tiny_model, tiny_cond):
-    from tools.fixtures import assert_same_fingerprint, model_fingerprint
+    from support.fixtures import assert_same_fingerprint, model_fingerprint
 
     pos, neg = tiny_cond
     before = model_fingerprint(tiny_model)
@@ -253,7 +253,7 @@ def test_per_step_noise_for_ancestral_samplers(comfy, noise_nodes, tiny_model, t
 # ---------------------------------------------------------------- bad input
 
 def test_bad_inputs_name_node_and_input(comfy, noise_nodes, tiny_model, tiny_cond):
-    from tools.fixtures import assert_same_fingerprint, model_fingerprint
+    from support.fixtures import assert_same_fingerprint, model_fingerprint
 
     with pytest.raises(ValueError, match=r"\[BaseResidualNoise\] input 'base_ratio'"):
         _brn(noise_nodes, base_ratio=1.5)

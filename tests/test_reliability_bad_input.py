@@ -48,7 +48,7 @@ class Ctx:
     def __init__(self, comfy, pack):
         from coherent_video.nodes import base_residual_noise, cross_stream, flow_upsample, iterative_reuse, motion, \
             reference_image
-        from tools import fixtures
+        from support import fixtures
 
         self.nodes = comfy
         self.brn, self.cs, self.flow = base_residual_noise, cross_stream, flow_upsample
@@ -353,7 +353,7 @@ def _node_names(ctx, cls_name: str) -> set:
                          ids=[f"{n}-{i}-{w}" for n, i, w, _ in BAD])
 def test_bad_input_names_node_and_input(ctx, cls_name, input_name, what, call):
     from coherent_video.model_patches.errors import NodeInputError
-    from tools import fixtures
+    from support import fixtures
 
     takes_model = cls_name in MODEL_NODES
     before = fixtures.model_fingerprint(ctx.model) if takes_model else None

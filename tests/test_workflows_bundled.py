@@ -4,9 +4,8 @@ models it needs; workflows/ holds nothing else."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
-import runpy
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,9 @@ MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name"}
 
 
 def _sources() -> dict[str, dict]:
-    if str(SOURCES_DIR) not in sys.path:
-        sys.path.insert(0, str(SOURCES_DIR))
     out = {}
     for src in sorted(SOURCES_DIR.glob("[a-z]*.py")):
-        g = runpy.run_path(str(src), run_name="not_main")
+        g = vars(importlib.import_module(f"workflow_sources.{src.stem}"))
         assert g["NAME"] not in out, f"two sources write {g['NAME']}"
         out[g["NAME"]] = {**g, "path": src}
     return out
@@ -93,15 +90,17 @@ def test_signature_ignores_core_inputs_but_not_ours(comfy, pack):
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
 def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_ckpt, tmp_path):
-    from tools import run_workflow
+    from runner import headless as run_workflow
 
     data = json.loads(path.read_text())
     assert data.get("version") == 0.4 and data["nodes"] and "links" in data
+    from workflow_sources._template import build
+
     src = _sources()[path.stem]
-    built = src["build"](src["NAME"], src["spec"], src["GROUPS"], src.get("MODELS"))
+    built = build(src["NAME"], src["spec"], src["GROUPS"], src.get("MODELS"))
     pack_types = _pack_types()
     assert workflow_signature(built, pack_types) == workflow_signature(data, pack_types), \
-        f"{path.name} is out of date: run .venv/bin/python {src['path'].relative_to(ROOT)}"
+        f"{path.name} is out of date: run .venv/bin/python -m workflow_sources.{src['path'].stem}"
     # groups with a one-line Note each; no overlapping nodes; opens at a zoom where text is drawn
     notes = [n for n in data["nodes"] if n["type"] == "Note"]
     assert len(data["groups"]) >= 2 and len(notes) == len(data["groups"])

@@ -2,27 +2,24 @@
 
 Conventions for every template (follow them when adding one):
 - one script here per template: ``NAME`` (the file stem; it is the title the Templates dialog shows, so it reads as
-  one), ``spec`` (nodes and links, see tools/ui_workflow.py), ``GROUPS`` and optional ``MODELS``;
+  one), ``spec`` (nodes and links, see _builder.py), ``GROUPS`` and optional ``MODELS``;
 - ``GROUPS``: one per step, in reading order: ``{"title": ..., "note": one line, "at": (x, y), "cols": [[ids], ...]}``.
   Every group gets a Note node with its one line; the nodes are stacked in columns inside the group. Node
   positions in ``spec`` are ignored;
 - ``MODELS``: ``{node id: [{"name", "url", "directory"}]}`` for the weight files, named as ComfyUI's own templates
   name them, so the frontend's missing-models dialog offers the download. Headless tests swap in the random-weight
-  checkpoint with ``--set`` (tools/testing.py does it for every CheckpointLoaderSimple);
+  checkpoint with ``--set`` (tests/support/testing.py does it for every CheckpointLoaderSimple);
 - a thumbnail ``workflows/<NAME>.jpg``: real output for model-free templates, a picture of the graph otherwise
   (``make test-browser`` writes both kinds under ``output/browser/``; copy them with
   ``THUMBNAILS=1 make test-browser``);
-- regenerate with ``.venv/bin/python workflow_sources/<script>.py``; tests/test_workflows_bundled.py checks the
-  JSON matches its script.
+- regenerate with ``.venv/bin/python -m workflow_sources.<script>`` from the repository root;
+  tests/test_workflows_bundled.py checks the JSON matches its script.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from runner import ROOT, bootstrap, init_all_nodes
 
 SD15 = {"name": "v1-5-pruned-emaonly-fp16.safetensors",
         "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
@@ -46,7 +43,7 @@ def node_height(node: dict) -> int:
 
 
 def build(name: str, spec: list[dict], groups: list[dict], models: dict | None = None) -> dict:
-    from tools.ui_workflow import build_ui_workflow
+    from workflow_sources._builder import build_ui_workflow
 
     wf = build_ui_workflow(spec)
     by_id = {n["id"]: n for n in wf["nodes"]}
@@ -94,8 +91,6 @@ def build(name: str, spec: list[dict], groups: list[dict], models: dict | None =
 def write(name: str, spec: list[dict], groups: list[dict], models: dict | None = None) -> Path:
     """Boot ComfyUI, load every node, and write ``workflows/<name>.json``."""
     import json
-
-    from tools.comfy_env import bootstrap, init_all_nodes
 
     bootstrap()
     init_all_nodes()
