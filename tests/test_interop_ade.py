@@ -9,36 +9,29 @@ SD1.5 one, sampled at 4x4 latents for one step to keep CI time modest.
 """
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 import pytest
 import torch
 
-from runner import comfy_env
+from support import ade as ade_support
 from support import fixtures, motion_module
+from support.ade import ADE_DIR
 
-ADE_DIR = comfy_env.ROOT.parent / "shared" / "interop" / "ComfyUI-AnimateDiff-Evolved"
 FRAMES, WINDOW, OVERLAP = 6, 4, 2
 H = W = 4
 
-pytestmark = pytest.mark.skipif(not (ADE_DIR / "__init__.py").is_file(),
-                                reason=f"AnimateDiff-Evolved not found at {ADE_DIR} (see shared/interop/README.md)")
+pytestmark = pytest.mark.skipif(not ade_support.available(), reason=ade_support.MISSING)
 
 
 @pytest.fixture(scope="module")
 def ade(comfy):
     """ADE's node classes, loaded once by ComfyUI's custom-node loader, and the motion-module folder."""
     import folder_paths
-    import nodes
 
-    if "ADE_AnimateDiffLoaderGen1" not in nodes.NODE_CLASS_MAPPINGS:
-        asyncio.run(nodes.load_custom_node(str(ADE_DIR)))
-    assert "ADE_AnimateDiffLoaderGen1" in nodes.NODE_CLASS_MAPPINGS, "ADE failed to load"
+    mappings = ade_support.load_ade()
     for version in ("v2", "v1"):
         folder = str(motion_module.random_motion_module(version).parent)
     folder_paths.add_model_folder_path("animatediff_models", folder)
-    return nodes.NODE_CLASS_MAPPINGS
+    return mappings
 
 
 @pytest.fixture(scope="module")
