@@ -31,6 +31,16 @@ def ade(comfy):
     return ade_support.load_ade()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The tiny U-Net's forwards are too small to share: one torch thread (on a loaded 2-core machine two threads
+    made a 16-row forward 7-35x slower). Restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def evolved(ade, model, context: bool = False, freenoise: bool = False, uniform: bool = False):
     """ADE's Use Evolved Sampling on ``model``: context options 8/4 (static, or uniform: window order changes
     every step) and/or FreeNoise sample settings; no motion module."""
