@@ -37,9 +37,9 @@ def boot_comfyui() -> None:
     import nodes  # noqa: F401
 
 
-def pytest_collect_file(file_path: Path, parent):
+def pytest_collectstart(collector):
     """Boot ComfyUI before pytest imports the first integration test module (they import comfy at the top)."""
-    if file_path.suffix == ".py" and file_path.name.startswith("test_") and UNIT_DIR not in file_path.parents:
+    if isinstance(collector, pytest.Module) and UNIT_DIR not in Path(str(collector.path)).parents:
         boot_comfyui()
 
 
