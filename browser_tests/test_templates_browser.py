@@ -33,6 +33,17 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 SHOTS = ROOT / "output" / "browser"
 TEMPLATES = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 MODEL_FREE = [t for t in TEMPLATES if t.endswith("no weights")]
+
+
+def needs_packs(name: str) -> list[str]:
+    """Other node packs a template uses (its workflow_sources script's ``NEEDS_PACKS``)."""
+    import importlib
+
+    for src in sorted((ROOT / "workflow_sources").glob("[a-z]*.py")):
+        mod = importlib.import_module(f"workflow_sources.{src.stem}")
+        if mod.NAME == name:
+            return list(getattr(mod, "NEEDS_PACKS", []))
+    return []
 SD_QUEUED = "Cross-frame attention video - SD1.5"
 WRITE_THUMBS = os.environ.get("THUMBNAILS") == "1"
 LOW_QUALITY_ZOOM = 0.6  # below this scale LiteGraph stops drawing text (frontend default)
@@ -214,6 +225,9 @@ def _output_frame(tmp: Path, outputs: dict):
 
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_template_opens_clean_from_the_templates_dialog(browser_page, server, name):
+    if needs_packs(name):  # decided: not installed into the browser's ComfyUI; tested headless instead
+        pytest.skip(f"needs {needs_packs(name)}, which this test's ComfyUI does not load (the frontend would show "
+                    f"missing nodes); tests/test_interop_ade.py runs it headless with AnimateDiff-Evolved")
     page, base, blocked, console = browser_page
     declared = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
     declared = sorted({m["name"] for n in declared["nodes"] for m in n.get("properties", {}).get("models", [])})

@@ -217,3 +217,22 @@ def test_freenoise_with_base_residual_noise_model_warns(ade, pack, tiny_model, t
                                     {"samples": torch.zeros(4, 4, 8, 8)})[0]["samples"]
     assert torch.isfinite(out).all()
     assert FREENOISE_WARNING in caplog.text
+
+
+def test_bundled_animatediff_template_runs_headless(tmp_path):
+    """The bundled SD1.5 + ADE + ReferenceImageCondition + BaseResidualNoise template, as a user runs it with
+    `python -m runner`: ADE loaded with --custom-nodes-dir, the random checkpoint and the random v2 motion module
+    swapped in for the files it names (its `models` metadata), shrunk to 32 px, 8 frames and one step."""
+    from support.testing import run_workflow_cli, webp_frames, workflow_node_types
+
+    name = "AnimateDiff reference image video - SD1.5.json"
+    assert {"ADE_UseEvolvedSampling", "CoherentVideo_ReferenceImageCondition",
+            "CoherentVideo_BaseResidualNoise"} <= workflow_node_types(name)
+    ckpt = fixtures.random_sd15_checkpoint()
+    mm = motion_module.random_motion_module("v2")
+    sets = [f"6.model_name={mm.name}", "4.width=32", "4.height=32", "9.width=32", "9.height=32", "9.batch_size=8",
+            "5.steps=1", "14.steps=1"]
+    files = run_workflow_cli(name, tmp_path / "out", sets, models_dir=ckpt.parent.parent,
+                             custom_nodes_dir=ADE_DIR.parent)
+    webps = [f for f in files if f.suffix == ".webp"]
+    assert len(webps) == 1 and webp_frames(webps[0]) == (8, (32, 32))
