@@ -199,3 +199,100 @@ def test_iterative_reuse_sampler_on_ade_model(ade, pack, tiny_model, context, fr
     assert out.shape[0] == 12 and torch.isfinite(out).all()
     fixtures.assert_same_fingerprint(fixtures.model_fingerprint(m), ade_fp)
     fixtures.assert_same_fingerprint(fixtures.model_fingerprint(tiny_model), base_fp)
+
+
+class AnchorSpy:
+    """Wraps our cross-stream K/V extender and records, for every context-window call, the extra K it returns."""
+
+    def __init__(self, inner, log: list):
+        self.inner, self.log = inner, log
+
+    def extension(self, key, k, v, options, layout, sigma):
+        out = self.inner.extension(key, k, v, options, layout, sigma)
+        sub = (options.get("ad_params") or {}).get("sub_idxs")
+        if out is not None and sub is not None:
+            self.log.append((sigma, key, tuple(int(i) for i in sub), out.ks[0].detach().clone()))
+        return out
+
+
+def spied(model, log: list):
+    """A clone of ``model`` whose attention chains run :class:`AnchorSpy` around our extenders."""
+    from coherent_video.model_patches.hooks.chain import AttentionChain
+
+    m = model.clone()
+    chains = m.model_options["transformer_options"]["patches_replace"]["attn1"]
+    for key, chain in list(chains.items()):
+        if isinstance(chain, AttentionChain):
+            m.set_model_attn1_replace(AttentionChain(chain.key, tuple(AnchorSpy(e, log) for e in chain.extenders),
+                                                     chain.fallback), *key)
+    return m
+
+
+def cross_stream(model, anchor: str, index: int = 0, strength: float = 1.0):
+    from coherent_video.nodes.cross_stream import CrossStreamAttention
+
+    return node_out(CrossStreamAttention.execute(model, "anchor", anchor, index, strength))[0]
+
+
+ANCHOR_CASES = [("first", 0, True), ("index", 20, False), ("center", 0, True)]
+
+
+@pytest.mark.parametrize("anchor,index,before", ANCHOR_CASES,
+                         ids=[f"{a}{i if a == 'index' else ''}-{'before' if b else 'after'}" for a, i, b in ANCHOR_CASES])
+def test_cross_stream_anchor_is_the_absolute_frame_in_every_window(ade, pack, tiny_model, anchor, index, before):
+    """ADE's uniform context windows (8/4 on 24 frames, the window order changes every step): in every window of a
+    step, the anchor K/V are the same tensors, computed for the absolute anchor frame itself (they depend on that
+    frame's input alone: changing every other frame leaves them bit-identical, changing the anchor frame changes
+    them). Issue 9 measured 6/14 (first), 7/14 (index 20), 2/14 (centre) windows with another frame's K/V."""
+    a = {"first": 0, "center": (FRAMES - 1) // 2, "index": index}[anchor]
+    before_fp = fixtures.model_fingerprint(tiny_model)
+
+    def build(strength=1.0):
+        if before:
+            return evolved(ade, cross_stream(tiny_model, anchor, index, strength), True, uniform=True)
+        return cross_stream(evolved(ade, tiny_model, True, uniform=True), anchor, index, strength)
+
+    def run(latent_shift=None):
+        log = []
+        lat = torch.zeros(FRAMES, 4, 8, 8)
+        if latent_shift is not None:
+            lat[latent_shift] += 0.5
+        import nodes
+
+        cond = fixtures.tiny_cond(seed=1), fixtures.tiny_cond(seed=2)
+        out = nodes.common_ksampler(spied(build(), log), 3, 2, 2.0, "euler", "normal", *cond,
+                                    {"samples": lat})[0]["samples"]
+        return out, log
+
+    out, log = run()
+    assert torch.isfinite(out).all()
+    sigmas = sorted({s for s, *_ in log}, reverse=True)
+    assert len(sigmas) == 2
+    windows = {(s, w) for s, _, w, _ in log}
+    assert any(a not in w for _, w in windows), "some windows do not contain the anchor frame"
+    by_block = {}
+    for s, key, w, k in log:
+        by_block.setdefault((s, key), []).append((w, k))
+    for (s, key), got in by_block.items():
+        ref = got[0][1]
+        wrong = [w for w, k in got if not torch.equal(k, ref)]
+        assert not wrong, f"sigma {s:.3f} block {key}: windows {wrong} got other anchor K/V than window {got[0][0]}"
+
+    def first_step(log_):
+        return {key: k for s, key, w, k in log_ if s == sigmas[0]}
+
+    others = [f for f in range(FRAMES) if f != a]
+    _, log_others = run(others)
+    _, log_anchor = run([a])
+    step1, step1_others, step1_anchor = first_step(log), first_step(log_others), first_step(log_anchor)
+    assert all(torch.equal(step1[k], step1_others[k]) for k in step1), "the anchor K/V depend on other frames"
+    assert any(not torch.equal(step1[k], step1_anchor[k]) for k in step1), "the anchor K/V ignore the anchor frame"
+    # strength 0 is ADE alone, bit for bit; the input model is unchanged
+    import nodes
+
+    cond = fixtures.tiny_cond(seed=1), fixtures.tiny_cond(seed=2)
+    lat = {"samples": torch.zeros(FRAMES, 4, 8, 8)}
+    alone = nodes.common_ksampler(evolved(ade, tiny_model, True, uniform=True), 3, 2, 2.0, "euler", "normal", *cond, lat)[0]
+    zero = nodes.common_ksampler(build(0.0), 3, 2, 2.0, "euler", "normal", *cond, lat)[0]
+    assert torch.equal(zero["samples"], alone["samples"])
+    fixtures.assert_same_fingerprint(fixtures.model_fingerprint(tiny_model), before_fp)

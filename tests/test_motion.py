@@ -1,6 +1,7 @@
 """MotionDecomposer / MotionCombiner / motion operations (DSDN content + motion streams).
 
-Pure math and the nodes' execute() classmethods against the real ComfyUI node API.
+The nodes' execute() classmethods against the real ComfyUI node API (the pure math is unit-tested in
+tests/unit/test_motion_math.py).
 The in-sampler patch is tested in test_motion_sampler.py, the workflows in test_motion_workflows.py.
 """
 from __future__ import annotations
