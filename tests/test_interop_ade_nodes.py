@@ -117,7 +117,7 @@ def test_base_residual_noise_under_ade(ade, pack, tiny_model, caplog, who, conte
     so it cannot warn: FreeNoise silently wins over it (documented)."""
     from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 
-    from coherent_video.model_patches.noise_hooks import FREENOISE_WARNING
+    from coherent_video.model_patches.hooks.noise import FREENOISE_WARNING
     from coherent_video.nodes.base_residual_noise import BaseResidualNoise
 
     before = fixtures.model_fingerprint(tiny_model)

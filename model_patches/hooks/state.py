@@ -32,6 +32,7 @@ class RunState:
     writes: dict = field(default_factory=dict)    # uid -> number of write passes (for tests/bench)
     anchor_sigma: float | None = None             # the step whose anchors are cached
     total_frames: int | None = None               # frames of the whole video (batch of the sampled noise)
+    step_input: object = None                     # this step's whole-video model input (cross-stream anchor pass)
 
     def keep_anchors_of(self, sigma) -> None:
         """Drop cached anchor K/V of earlier steps: the cache holds one step's anchors (at most one entry
