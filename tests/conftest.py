@@ -34,7 +34,7 @@ def boot_comfyui() -> None:
     ``nodes/`` package, and pytest puts the root on ``sys.path``: without this, ``import nodes`` found ours)."""
     comfy_env.bootstrap()
     comfy_env.prefer_comfyui_on_path()
-    import nodes  # noqa: F401
+    import nodes  # noqa: F401 (binds ComfyUI's nodes.py)
 
 
 def pytest_collectstart(collector):

@@ -9,6 +9,7 @@ APPLY_MODEL wrapper, standing in for another pack's wrapper, that interrupts or 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import torch
 
