@@ -6,6 +6,8 @@ import pytest
 import torch
 from skimage import data
 
+from support.images import psnr
+
 
 @pytest.fixture(scope="module")
 def node(comfy, pack):
@@ -27,10 +29,6 @@ def clip(astro, n=3, step=2, size=32):
 def run(node, **kw):
     kw.setdefault("quality", "fast")
     return node.execute(**kw)
-
-
-def psnr(a, b):
-    return float(10 * torch.log10(1.0 / ((a - b) ** 2).mean()))
 
 
 def test_schema_lists_the_node(comfy, node):

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from skimage import data
+
+from support.images import crop, psnr
+from support.images import skimage_image as _img
 
 
 @pytest.fixture(scope="module")
@@ -11,18 +13,6 @@ def fl(pack):
     import coherent_video.model_patches.flow as flow
 
     return flow
-
-
-def _img(name="astronaut"):
-    return torch.from_numpy(getattr(data, name)()[..., :3].copy()).permute(2, 0, 1).float().div(255)
-
-
-def crop(img, y, x, h=64, w=64):
-    return img[:, y:y + h, x:x + w].unsqueeze(0)
-
-
-def psnr(a, b):
-    return float(10 * torch.log10(1.0 / ((a - b) ** 2).mean()))
 
 
 def test_gradient_divergence_adjoint(fl):
