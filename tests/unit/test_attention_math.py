@@ -33,14 +33,16 @@ def test_layout_without_branches_is_one_branch(A):
 
 
 def test_index_helpers(A):
+    import coherent_video.model_patches.video as V
+
     assert A.previous_positions([4, 5, 6, 7]) == [0, 0, 1, 2]
     assert A.previous_positions([0, 1, 2]) == [0, 0, 1]
     assert A.local_position(6, [4, 5, 6]) == 2 and A.local_position(0, [4, 5, 6]) is None
     assert A.nearest_position(0, [4, 5, 6]) == 0 and A.nearest_position(9, [4, 5, 6]) == 2
-    assert A.resolve_anchor("center", 0, 16, range(16)) == 7 and A.resolve_anchor("center", 0, 15, range(15)) == 7
-    assert A.resolve_anchor("center", 0, None, [4, 5, 6, 7]) == 5
-    assert A.resolve_anchor("last", 0, 16, range(16)) == 15 and A.resolve_anchor("last", 0, None, [4, 5, 6]) == 6
-    assert A.resolve_anchor("index", 3, 16, range(16)) == 3 and A.resolve_anchor("first", 3, 16, range(16)) == 0
+    assert V.resolve_anchor("center", 0, 16, range(16)) == 7 and V.resolve_anchor("center", 0, 15, range(15)) == 7
+    assert V.resolve_anchor("center", 0, None, [4, 5, 6, 7]) == 5
+    assert V.resolve_anchor("last", 0, 16, range(16)) == 15 and V.resolve_anchor("last", 0, None, [4, 5, 6]) == 6
+    assert V.resolve_anchor("index", 3, 16, range(16)) == 3 and V.resolve_anchor("first", 3, 16, range(16)) == 0
 
 
 @pytest.mark.parametrize("positions", [[2], [0, 1, 2, 3], [0, 0, 1, 2], [3, 1, 4, 1, 5, 0, 2, 6], [1, 1, 1, 1]])

@@ -24,9 +24,13 @@ sys.meta_path.insert(0, Refuse())
 from tests.support.fixtures import load_pack_module
 load_pack_module()
 import coherent_video.model_patches as mp
-pure = [m.name for m in pkgutil.iter_modules(mp.__path__) if not m.ispkg and not m.name.endswith("_hooks")]
-for name in pure:
-    importlib.import_module("coherent_video.model_patches." + name)
+PREFIX = "coherent_video.model_patches."
+pure = [m.name[len(PREFIX):] for m in pkgutil.iter_modules(mp.__path__, PREFIX) if m.name != PREFIX + "hooks"]
+for name in list(pure):  # subpackages of the math (flow/): their modules too
+    mod = importlib.import_module(PREFIX + name)
+    pure += [name + "." + m.name for m in pkgutil.iter_modules(getattr(mod, "__path__", []))]
+for name in pure:  # hooks/ is the ComfyUI layer: everything else is pure math
+    importlib.import_module(PREFIX + name)
 print(json.dumps(pure))
 """
 
