@@ -1,17 +1,20 @@
 # ComfyUI-CoherentVideo - the README's commands.
 VENV   := .venv
 PY     := $(VENV)/bin/python
-RUNNER := tools/run_workflow.py
+RUNNER := -m runner
 PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test test-browser demo run bench models clean
+.PHONY: setup test test-unit test-browser demo run bench models clean
 setup:            ## venv, pinned torch trio, ComfyUI 0.3.75 (or $$COMFYUI_PATH), deps; idempotent
-	bash tools/setup.sh
+	bash scripts/setup.sh
 
-test:             ## the whole test suite inside real ComfyUI (pytest exit 5 = no tests = failure)
+test:             ## the whole test suite: unit tests + integration tests inside real ComfyUI (pytest exit 5 = no tests = failure)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit:        ## the pure math only (tests/unit): torch, no ComfyUI on the path; seconds
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-browser:     ## every template opened in the real frontend (Debian chromium + Playwright); screenshots in output/browser/
 	@command -v $(CHROMIUM) >/dev/null 2>&1 || { echo "installing Debian's chromium (apt-get)"; \
@@ -27,11 +30,11 @@ run:              ## any workflow: make run WORKFLOW=workflows/x.json ARGS="--se
 	$(PY) $(RUNNER) $(WORKFLOW) $(ARGS)
 
 models:           ## write (once) the random-weight SD1.5 checkpoint used by tests and workflows; prints its path
-	$(PY) -c "import sys; sys.path.insert(0, '.'); from tools.fixtures import random_sd15_checkpoint as r; print(r())"
+	$(PY) -m scripts.make_random_sd15
 
 bench:            ## every benchmark; each writes bench/results/*.json
-	for b in bench/noise.py bench/interpolation.py bench/iterative.py bench/attention.py bench/motion.py; do \
-	  [ -f $$b ] && $(PY) $$b || exit 1; done
+	for b in noise interpolation iterative attention motion; do \
+	  [ -f bench/$$b.py ] && $(PY) -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf output .pytest_cache

@@ -1,17 +1,18 @@
 """ComfyUI-CoherentVideo: temporal-coherence nodes for text-to-video in ComfyUI.
 
-Registered through ComfyUI's V3 extension entry point. Importing this pack imports
-torch and comfy only; node modules are collected from ``nodes/``.
+Registered through ComfyUI's V3 extension entry point. Importing this pack imports nothing from ComfyUI:
+``comfy_api`` is imported when ComfyUI calls :func:`comfy_entrypoint`, so the pure math in ``model_patches/``
+imports (and is unit-tested) without ComfyUI. Node modules are collected from ``nodes/``.
 """
-from comfy_api.latest import ComfyExtension, io
 
 
-class CoherentVideoExtension(ComfyExtension):
-    async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        from .nodes import all_nodes
+async def comfy_entrypoint():
+    from comfy_api.latest import ComfyExtension
 
-        return all_nodes()
+    from .nodes import all_nodes
 
+    class CoherentVideoExtension(ComfyExtension):
+        async def get_node_list(self) -> list:
+            return all_nodes()
 
-async def comfy_entrypoint() -> CoherentVideoExtension:
     return CoherentVideoExtension()

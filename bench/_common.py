@@ -1,16 +1,22 @@
-"""Shared by the benchmark scripts: ComfyUI bootstrap, timing, and the results JSON."""
+"""Shared by the benchmark scripts: the fixtures, timing, and the results JSON.
+
+Benchmarks run from the repository root as modules (``.venv/bin/python -m bench.noise``), so the repository
+root is on ``sys.path``. This module is their one way in to the test fixtures: ``tests/support`` is imported
+here, before any script boots ComfyUI (whose own ``tests`` package would hide ours once ComfyUI's folder is
+first on ``sys.path``); scripts take ``fixtures``/``motion_module``/``comfy_env`` from here.
+"""
 from __future__ import annotations
 
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from runner import ROOT, comfy_env  # noqa: F401  (re-exported for the scripts)
+from tests.support import fixtures, motion_module  # noqa: F401  (before ComfyUI's folder goes on sys.path)
+from tests.support.fixtures import load_pack_module  # noqa: F401
+
 RESULTS = ROOT / "bench" / "results"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def timeit(fn, repeat: int = 7, warmup: int = 2, min_sample_s: float = 0.05) -> float:
@@ -137,7 +143,7 @@ def machine() -> dict:
 def write_results(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    data = {**data, "machine": machine(), "command": f"python bench/{name}.py"}
+    data = {**data, "machine": machine(), "command": f"python -m bench.{name}"}
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
     return path

@@ -9,11 +9,11 @@ cross-stream / ... so that each sees the same load on the (shared) machine; ever
 and max of the per-round ratios to unpatched. Torch runs on ``--threads`` threads (1 by default: on a small shared CPU,
 multi-threaded kernels mostly time the contention).
 
-    .venv/bin/python bench/attention.py            # full-size SD1.5 U-Net, 16 frames, 16x16 latent
+    .venv/bin/python -m bench.attention            # full-size SD1.5 U-Net, 16 frames, 16x16 latent
                                                    # -> bench/results/attention.json, then the tiny
                                                    # U-Net with every mode -> attention_tiny.json
 
-    .venv/bin/python bench/attention.py --ade      # ReferenceImageCondition beside AnimateDiff-Evolved
+    .venv/bin/python -m bench.attention --ade      # ReferenceImageCondition beside AnimateDiff-Evolved
                                                    # (random v2 and v1 motion modules, 16 frames, 8x8
                                                    # latent) -> "under_animatediff" in attention.json
 
@@ -30,13 +30,8 @@ import argparse
 import json
 import statistics
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench._common import ratio_stats, time_rounds, write_results  # noqa: E402
-from tools import comfy_env, fixtures  # noqa: E402
+from bench._common import ROOT, comfy_env, fixtures, load_pack_module, ratio_stats, time_rounds, write_results
 
 
 def measure(model_kind: str, frames: int, size: int, steps: int, repeat: int, warmup: int, cfg: float,
@@ -49,10 +44,10 @@ def measure(model_kind: str, frames: int, size: int, steps: int, repeat: int, wa
 
     if model_kind == "sd15":
         model, ctx_dim = fixtures.sd15_model(), 768
-        desc = "full-size SD1.5 U-Net (random weights, tools.fixtures.sd15_model)"
+        desc = "full-size SD1.5 U-Net (random weights, support.fixtures.sd15_model)"
     else:
         model, ctx_dim = fixtures.tiny_model(), fixtures.TINY_CONTEXT_DIM
-        desc = "tiny SD1.5-architecture U-Net (model_channels 32, tools.fixtures.tiny_model)"
+        desc = "tiny SD1.5-architecture U-Net (model_channels 32, support.fixtures.tiny_model)"
     pos = fixtures.tiny_cond(tokens=77, context_dim=ctx_dim, seed=1)
     neg = fixtures.tiny_cond(tokens=77, context_dim=ctx_dim, seed=2)
     video = {"samples": torch.zeros(frames, 4, size, size)}
@@ -124,7 +119,7 @@ def measure_ade(frames: int, size: int, steps: int, pairs: int, cfg: float, vers
     import torch
 
     from coherent_video.nodes.reference_image import ReferenceImageCondition
-    from tools import motion_module
+    from bench._common import motion_module
 
     ade_dir = ROOT.parent / "shared" / "interop" / "ComfyUI-AnimateDiff-Evolved"
     if not (ade_dir / "__init__.py").is_file():
@@ -173,7 +168,7 @@ def measure_ade(frames: int, size: int, steps: int, pairs: int, cfg: float, vers
                 "frames": frames, "latent": [size, size], "cfg": cfg, "steps": steps, "pairs": pairs,
                 "threads": torch.get_num_threads(),
                 "model": "full-size SD1.5 U-Net (random weights, cached checkpoint) + random AnimateDiff motion "
-                         "module (tools/motion_module.py) through ADE's Gen2 nodes, no context options",
+                         "module (tests/support/motion_module.py) through ADE's Gen2 nodes, no context options",
                 "statistic": "median/min/max of per-pair ratios over interleaved pairs (ADE alone, ADE + reference)",
                 "node_settings": "ReferenceImageCondition defaults"})
     return out
@@ -215,7 +210,7 @@ def reference_point(size: int, frames: int, pairs: int, steps: int = 1, cfg: flo
             "seconds_per_step_reference": [r[1][0] / steps for r in rows],
             "latent": [size, size], "frames": frames, "cfg": cfg, "steps": steps, "pairs": pairs,
             "target": round(1.10 + 1.0 / frames, 4), "threads": torch.get_num_threads(),
-            "command": f"python bench/attention.py --reference-point {size} --frames {frames}"}
+            "command": f"python -m bench.attention --reference-point {size} --frames {frames}"}
 
 
 def _write(name: str, data: dict, command: str) -> None:
@@ -248,14 +243,14 @@ def main(argv=None) -> dict:
                     help="only ReferenceImageCondition vs unpatched at a SIZE x SIZE latent (5 interleaved pairs); "
                          "added to attention.json as reference_<SIZE>x<SIZE>, other figures untouched")
     args = ap.parse_args(argv)
-    command = "python bench/attention.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.attention " + " ".join(argv if argv is not None else sys.argv[1:])
 
     comfy_env.bootstrap()
     comfy_env.init_all_nodes()
     import torch
 
     torch.set_num_threads(args.threads)
-    comfy_env.load_pack_module()
+    load_pack_module()
     if args.ade:
         versions = tuple(v.strip() for v in args.ade_versions.split(",") if v.strip())
         result = measure_ade(args.frames, args.size or 8, args.steps, args.repeat, args.cfg, versions)
@@ -287,7 +282,7 @@ def main(argv=None) -> dict:
     _write("attention" if args.model == "sd15" else "attention_tiny", result, command.strip())
     if args.model == "sd15" and not args.skip_tiny:
         tiny = measure("tiny", args.frames, args.size, args.steps, args.repeat, args.warmup, args.cfg, all_modes=True)
-        _write("attention_tiny", tiny, command.strip() + " (second part; alone: python bench/attention.py --model tiny)")
+        _write("attention_tiny", tiny, command.strip() + " (second part; alone: python -m bench.attention --model tiny)")
     return result
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peak memory of FlowTemporalUpsample against video length (CPU): is it flat beyond the output itself?
 
-    .venv/bin/python bench/flow_memory.py [--size 128] [--lengths 100 1000] [--chunk 4] [--quality balanced]
+    .venv/bin/python -m bench.flow_memory [--size 128] [--lengths 100 1000] [--chunk 4] [--quality balanced]
                                           [--rounds 5]
     -> bench/results/flow_memory.json
 
@@ -26,19 +26,14 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench._common import PeakAnonRss, anon_rss, settle_memory  # noqa: E402
+from bench._common import ROOT, PeakAnonRss, anon_rss, comfy_env, load_pack_module, settle_memory
 
 
 def child(frames: int, size: int, chunk: int, threads: int, quality: str) -> dict:
-    from tools import comfy_env
 
     comfy_env.bootstrap()
-    comfy_env.load_pack_module()
+    load_pack_module()
     import torch
 
     torch.set_num_threads(threads)
@@ -83,9 +78,9 @@ def main() -> None:
     runs = {n: [] for n in args.lengths}
     for r in range(args.rounds):
         for n in args.lengths:
-            cmd = [sys.executable, __file__, "--child", str(n), "--size", str(args.size), "--chunk", str(args.chunk),
+            cmd = [sys.executable, "-m", "bench.flow_memory", "--child", str(n), "--size", str(args.size), "--chunk", str(args.chunk),
                    "--threads", str(args.threads), "--quality", args.quality]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
             row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
             runs[n].append(row)
             print(f"round {r}: {n:5d} frames: peak anon RSS {row['peak_rss'] / 2**20:8.1f} MiB, "
@@ -100,7 +95,7 @@ def main() -> None:
            "definition": "working_set = peak anonymous RSS (RssAnon, sampled every 2 ms) while the node runs - anonymous "
                          "RSS before it (incl. input clip) - IMAGE output bytes; "
                          "the ratio is per round (interleaved fresh processes), median [min, max]",
-           "command": "python bench/flow_memory.py " + " ".join(sys.argv[1:])}
+           "command": "python -m bench.flow_memory " + " ".join(sys.argv[1:])}
     out = ROOT / "bench" / "results" / "flow_memory.json"
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"working set ratio {ratio['median']:.3f} [{ratio['min']:.3f}, {ratio['max']:.3f}]; wrote {out}")

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Everything worth timing on a CUDA GPU, in one script (target: under 5 minutes on one GPU).
 
-    .venv/bin/python bench/gpu.py                 # on a CUDA machine -> bench/results/gpu.json
-    .venv/bin/python bench/gpu.py --dry-run       # the same code at tiny sizes on the CPU (CI runs it)
+    .venv/bin/python -m bench.gpu                 # on a CUDA machine -> bench/results/gpu.json
+    .venv/bin/python -m bench.gpu --dry-run       # the same code at tiny sizes on the CPU (CI runs it)
                                                   # -> output/gpu_dryrun.json, marked "dry_run": true
 
 Measured (real run: device cuda, fp16):
 - ``patch_overhead``: per-step time of each patch over unpatched sampling of the same latent with the
   same seed through ComfyUI's own ``nodes.KSampler`` (euler, CFG 2, so 2 x frames rows per model call):
-  full-size SD1.5 U-Net (random weights, ``tools.fixtures``), 512x512 (64x64 latent), 16 frames.
+  full-size SD1.5 U-Net (random weights, ``support.fixtures``), 512x512 (64x64 latent), 16 frames.
   Ratios are the median of ``--pairs`` (>= 5) interleaved pairs (unpatched, patch, unpatched, patch ...),
   with min and max; each sample is ``torch.cuda.synchronize``-bracketed wall time.
 - ``peak_vram``: ``torch.cuda.max_memory_allocated`` of one sampling run per configuration, and the
@@ -27,14 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tools import comfy_env, fixtures  # noqa: E402
+from bench._common import ROOT, comfy_env, fixtures, load_pack_module
 
 RIFE_425 = ([(15, 192, 8, 13), (28, 128, 8, 13), (28, 96, 8, 13), (28, 64, 8, 13), (28, 32, 8, 13)], (16, 4))
 
@@ -140,7 +136,7 @@ def patch_overhead(kind: str, frames: int, size: int, steps: int, pairs: int, dt
                 ratios[name].append(t1 / t0)
     base_peak = peak["unpatched"]
     return {
-        "model": f"{kind} U-Net, random seeded weights (tools.fixtures), {str(dtype).replace('torch.', '')}",
+        "model": f"{kind} U-Net, random seeded weights (support.fixtures), {str(dtype).replace('torch.', '')}",
         "latent": [size, size], "pixels": [8 * size, 8 * size], "frames": frames, "cfg": 2.0,
         "rows_per_model_call": 2 * frames, "steps": steps, "pairs": pairs,
         "step_ratio": {k: summary(v) for k, v in ratios.items()},
@@ -156,7 +152,7 @@ def patch_overhead(kind: str, frames: int, size: int, steps: int, pairs: int, dt
 def flow_speed(sizes: list[tuple[int, int]], frames: int, device, rife_file: str | None, reps: int) -> dict:
     import torch
 
-    from coherent_video.model_patches import flow as fl
+    from coherent_video.model_patches.flow import upsample
     from coherent_video.model_patches import rife as rf
 
     if rife_file:
@@ -171,17 +167,17 @@ def flow_speed(sizes: list[tuple[int, int]], frames: int, device, rife_file: str
         g = torch.Generator().manual_seed(1)
         base = torch.rand(1, 3, h + 8 * frames, w + 8 * frames, generator=g)
         clip = torch.cat([base[..., 8 * i:8 * i + h, 4 * i:4 * i + w] for i in range(frames)]).to(device)
-        k, t = fl.output_times(frames, multiplier=2)
+        k, t = upsample.output_times(frames, multiplier=2)
         new = int((t > 0).sum())
         fns = {
-            "ours_balanced": fl.flow_interpolator("balanced", "visibility_warp", 0.35, device, clamp=[True]),
+            "ours_balanced": upsample.flow_interpolator("balanced", "visibility_warp", 0.35, device, clamp=[True]),
             "rife": rf.rife_interpolator(net, 0.35),
         }
         row = {}
         for name, fn in fns.items():
             def go():
                 with torch.inference_mode():
-                    fl.upsample_video([clip, clip], k, t, fn, chunk_pairs=4)
+                    upsample.upsample_video([clip, clip], k, t, fn, chunk_pairs=4)
             clock(go)  # warm-up
             runs = [clock(go) for _ in range(reps)]
             best = min(r[0] for r in runs)
@@ -201,7 +197,7 @@ def main(argv=None) -> dict:
 
     comfy_env.bootstrap()
     comfy_env.init_all_nodes()
-    comfy_env.load_pack_module()
+    load_pack_module()
     import torch
 
     if args.dry_run:
@@ -222,7 +218,7 @@ def main(argv=None) -> dict:
     res = {"dry_run": bool(args.dry_run),
            "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu (dry run: figures prove "
                                                                                  "only that the code runs)",
-           "torch": torch.__version__, "command": "python bench/gpu.py" + (" --dry-run" if args.dry_run else "")}
+           "torch": torch.__version__, "command": "python -m bench.gpu" + (" --dry-run" if args.dry_run else "")}
     for key, fn in (("patch_overhead", lambda: patch_overhead(**unet, dtype=dtype, device=device)),
                     ("flow", lambda: flow_speed(sizes, flow_frames, device, args.rife, reps))):
         try:

@@ -1,6 +1,6 @@
 """Benchmark IterativeReuseSampler (VidRD) on the tiny SD1.5-architecture U-Net; every figure can fail.
 
-    .venv/bin/python bench/iterative.py [--pairs 5]     # writes bench/results/iterative.json
+    .venv/bin/python -m bench.iterative [--pairs 5]     # writes bench/results/iterative.json
 
 One torch thread throughout (``torch.set_num_threads(1)``, stated in the JSON): on a shared machine
 multi-threaded kernels time contention. Every ratio is reported as {median, min, max, pairs} over
@@ -36,10 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tools import comfy_env, fixtures  # noqa: E402
+from bench._common import ROOT, comfy_env, fixtures, load_pack_module
 
 RESULTS = ROOT / "bench" / "results" / "iterative.json"
 THREADS = 1
@@ -51,7 +48,7 @@ MODES = ("forward", "concat", "reversed_drop")
 def setup():
     comfy_env.bootstrap()
     comfy_env.init_all_nodes()
-    comfy_env.load_pack_module()
+    load_pack_module()
     import torch
 
     torch.set_num_threads(THREADS)
@@ -164,7 +161,7 @@ def bench_mem(pairs: int, child_result: str | None = None) -> dict:
     record_until = max(sum(1 for s in range(steps) if s < (m - k) * (steps / m) * g) for k in range(m))
     record = record_until * 2 * m * frame  # DSG record: model input + output of the M source frames per step
     one_clip_tensors = 3 * n * frame + record  # fresh noise, mixed noise, samples + the DSG record
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--mem-child", str(pairs)]
+    cmd = [sys.executable, "-m", "bench.iterative", "--mem-child", str(pairs)]
     # allocations from 64 KiB up mmapped and returned at free: RSS follows the live tensors
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
     if child_result:  # the output of an earlier `--mem-child N` run (same environment variables)
@@ -262,12 +259,12 @@ def main() -> None:
         if k in result and not (isinstance(result[k], dict) and ("median" in result[k] or "forward" in result[k])):
             result.pop(k)  # a figure from the old format, without its pairs
     result.update({
-        "model": "tiny SD1.5-architecture U-Net (tools/fixtures.tiny_model), random weights",
+        "model": "tiny SD1.5-architecture U-Net (support.fixtures.tiny_model), random weights",
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
         "load_average_at_start": load_start,
         "load_average_at_end": os.getloadavg(),
-        "command": ".venv/bin/python bench/iterative.py",
+        "command": ".venv/bin/python -m bench.iterative",
     })
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

@@ -1,6 +1,6 @@
 """Benchmark: DSDN motion streams (MotionDecomposer/MotionCombiner) and motion smoothing.
 
-    .venv/bin/python bench/motion.py [--quick] [--sd15] [--pairs 5]
+    .venv/bin/python -m bench.motion [--quick] [--sd15] [--pairs 5]
 
 One torch thread (``torch.set_num_threads(1)``, stated in the JSON). Every ratio: {median, min, max, pairs}
 over >= 5 interleaved pairs. Writes bench/results/motion.json:
@@ -27,15 +27,12 @@ import json
 import math
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tools import comfy_env, fixtures  # noqa: E402
+from bench._common import ROOT, comfy_env, fixtures, load_pack_module
 
 
 def _timeit(fn, repeats: int) -> float:
@@ -101,7 +98,8 @@ def _sample(comfy, model, cond, frames: int, size: int, steps: int, seed: int):
 
 def bench_step_ratio(comfy, N, model, cond, frames: int, size: int, steps: int, repeats: int) -> dict:
     """``repeats`` interleaved (plain, patched) pairs; the order inside a pair alternates."""
-    from coherent_video.model_patches.hooks.motion import MotionSmoothingPostCFG
+    from coherent_video.model_patches.hooks.motion import MotionSmoothingPostCFG, MotionSmoothingSettings
+    from coherent_video.model_patches.hooks.state import SigmaRange
 
     patched = N.MotionSmoothingPatch.execute(model, 0.5).args[0]
     _sample(comfy, model, cond, frames, size, 1, 0)  # warm-up: load weights, allocate
@@ -126,7 +124,7 @@ def bench_step_ratio(comfy, N, model, cond, frames: int, size: int, steps: int, 
                 acc_cpu.append((stamps[-1][1] - stamps[0][1]) / n)
     finally:
         set_progress_bar_global_hook(None)
-    hook = MotionSmoothingPostCFG(0.5, 1.0, 1e9, 0.0)
+    hook = MotionSmoothingPostCFG(MotionSmoothingSettings(0.5, 1.0), SigmaRange(None, None, (1e9, 0.0)))
     den = torch.randn(frames, 4, size, size)
     args = {"denoised": den, "sigma": torch.ones(frames)}
     hook(args)
@@ -257,14 +255,14 @@ def main(argv=None) -> int:
     comfy_env.init_all_nodes()
     import nodes as comfy
 
-    comfy_env.load_pack_module()
+    load_pack_module()
     import coherent_video.model_patches.motion as mm
     import coherent_video.nodes.motion as N
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     res = {"device": str(comfy_env_device()), "torch": torch.__version__, "machine": platform.machine(),
-           "torch_threads": torch.get_num_threads(), "command": ".venv/bin/python bench/motion.py"}
+           "torch_threads": torch.get_num_threads(), "command": ".venv/bin/python -m bench.motion"}
     fl = bench_flicker(N, mm)
     res["flicker"] = fl
     res.update(bench_math(mm, a.pairs, a.quick))

@@ -1,6 +1,6 @@
 """BaseResidualNoise.generate_noise against ComfyUI's Noise_RandomNoise, same shapes, same run.
 
-    python bench/noise.py [--pairs 7] [--threads 1]   -> bench/results/noise.json
+    python -m bench.noise [--pairs 7] [--threads 1]   -> bench/results/noise.json
 
 Every ratio is {median, min, max, pairs} over interleaved pairs: in each pair ComfyUI's noise and the
 mode are timed back to back (order alternating), each as the process CPU time per call over enough calls
@@ -9,17 +9,14 @@ to last 100 ms (one thread, so other processes' load stays out).
 """
 from __future__ import annotations
 
-import _common  # noqa: F401  (puts the repo on sys.path)
 import torch
 import statistics
 import time
 
-from _common import write_results
-
-from tools import comfy_env
+from bench._common import comfy_env, load_pack_module, write_results
 
 comfy_env.bootstrap()
-pack = comfy_env.load_pack_module()
+pack = load_pack_module()
 from comfy_extras.nodes_custom_sampler import Noise_RandomNoise  # noqa: E402
 
 from coherent_video.nodes.base_residual_noise import BaseResidualNoise  # noqa: E402

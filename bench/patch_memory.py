@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Our share of memory: how much peak RSS each patch adds to sampling a bundled SD1.5 workflow (CPU).
 
-    .venv/bin/python bench/patch_memory.py [--size 256] [--frames 16] [--steps 1] [--rounds 5]
+    .venv/bin/python -m bench.patch_memory [--size 256] [--frames 16] [--steps 1] [--rounds 5]
     -> bench/results/patch_memory.json
 
 The graph is the sampling part of the bundled SD1.5 workflows (workflows/*.json): the full-size SD1.5
-U-Net (random seeded weights, ``tools.fixtures.sd15_model``: the architecture of the workflows'
+U-Net (random seeded weights, ``support.fixtures.sd15_model``: the architecture of the workflows'
 ``random_sd15.safetensors``, built directly so that no process holds a checkpoint file and a model at
 once: a CheckpointLoaderSimple process peaks at 6.7 GB here), 77-token conditioning, an empty ``frames`` x
 ``size``^2 latent, the patch node at its defaults, and ``nodes.KSampler`` (euler, CFG 7, ``--steps``
@@ -30,23 +30,18 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench._common import PeakAnonRss, anon_rss, settle_memory  # noqa: E402
+from bench._common import ROOT, PeakAnonRss, anon_rss, comfy_env, fixtures, load_pack_module, settle_memory
 
 CONFIGS = ["unpatched", "BaseResidualNoiseModel", "ReferenceImageCondition", "CrossStreamAttention",
            "MotionSmoothingPatch", "IterativeReuseSampler (2 clips)", "KSampler (2 clips' frames, for the sampler)"]
 
 
 def child(config: str, size: int, frames: int, steps: int, threads: int) -> dict:
-    from tools import comfy_env, fixtures
 
     comfy_env.bootstrap()
     comfy_env.init_all_nodes()
-    comfy_env.load_pack_module()
+    load_pack_module()
     import nodes
     import torch
 
@@ -119,9 +114,9 @@ def main() -> None:
     for r in range(args.rounds):
         rows = {}
         for cfg in args.configs:
-            cmd = [sys.executable, __file__, "--child", cfg, "--size", str(args.size), "--frames", str(args.frames),
+            cmd = [sys.executable, "-m", "bench.patch_memory", "--child", cfg, "--size", str(args.size), "--frames", str(args.frames),
                    "--steps", str(args.steps), "--threads", str(args.threads)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 err = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no result"
@@ -148,7 +143,7 @@ def main() -> None:
            "definition": "sampling_peak = peak RSS while the sampler runs - RSS just before it; added = patch's "
                          "sampling_peak - unpatched sampling_peak of the same round (fresh process per configuration "
                          "and round), median [min, max] over the rounds",
-           "command": "python bench/patch_memory.py " + " ".join(sys.argv[1:])}
+           "command": "python -m bench.patch_memory " + " ".join(sys.argv[1:])}
     out = ROOT / "bench" / "results" / "patch_memory.json"
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res["added_mib"], indent=1))

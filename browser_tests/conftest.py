@@ -1,11 +1,6 @@
-"""The repository root is a package (the pack's __init__.py imports comfy_api): put ComfyUI on sys.path first."""
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tools import comfy_env  # noqa: E402
+"""ComfyUI first on sys.path before the browser tests import anything (the repository's own ``nodes/`` package
+would hide ComfyUI's ``nodes.py``). pyproject.toml's pytest ``pythonpath`` puts the repository root and tests/
+(the ``support`` package: the server helper, the fixtures) on the path."""
+from runner import comfy_env
 
 comfy_env.bootstrap()

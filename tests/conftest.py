@@ -1,38 +1,57 @@
 """Test harness: the real ComfyUI (no mocks), real ModelPatchers, real samplers.
 
-Fixtures:
+Two suites share this folder:
+- ``tests/unit/``: the pure math (``model_patches/``' modules without a ``comfy`` import). It needs torch only;
+  ``make test-unit`` runs it alone, without ComfyUI on the path.
+- everything else (``tests/test_*.py``): integration tests inside the real ComfyUI. ComfyUI is booted (put on
+  ``sys.path``, default CLI args) just before the first integration test module is imported, so a run of
+  ``tests/unit`` alone never imports it.
+
+Fixtures (integration):
 - ``comfy``        : ComfyUI bootstrapped on CPU (or CUDA when present), nodes initialised.
 - ``pack``         : this repository imported as a package (``coherent_video``).
 - ``tiny_model``   : a fresh tiny SD1.5-architecture ModelPatcher with seeded weights.
 - ``tiny_cond``    : positive/negative CONDITIONING for the tiny model.
 - ``sd15_ckpt``    : path of the cached random-weight full-size SD1.5 checkpoint.
+
+pyproject.toml's ``pythonpath`` puts the repository root (``runner``, ``workflow_sources``) and this folder
+(``support``: fixtures and helpers) on ``sys.path``.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from runner import comfy_env
+from support import fixtures
 
-from tools import comfy_env, fixtures  # noqa: E402
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
 
-comfy_env.bootstrap()
-# Bind ComfyUI's nodes.py now: the repository root has an __init__.py, so pytest later puts it first on sys.path,
-# where `import nodes` would find this pack's nodes/ package (single-file runs failed in the comfy fixture).
-import nodes  # noqa: E402,F401
+
+def boot_comfyui() -> None:
+    """Put ComfyUI on ``sys.path`` and bind its ``nodes.py`` (the repository root has an ``__init__.py`` and a
+    ``nodes/`` package, and pytest puts the root on ``sys.path``: without this, ``import nodes`` found ours)."""
+    comfy_env.bootstrap()
+    comfy_env.prefer_comfyui_on_path()
+    import nodes  # noqa: F401 (binds ComfyUI's nodes.py)
+
+
+def pytest_collectstart(collector):
+    """Boot ComfyUI before pytest imports the first integration test module (they import comfy at the top)."""
+    if isinstance(collector, pytest.Module) and UNIT_DIR not in Path(str(collector.path)).parents:
+        boot_comfyui()
 
 
 @pytest.fixture(autouse=True)
-def _comfyui_first_on_path():
-    comfy_env.prefer_comfyui_on_path()
+def _comfyui_first_on_path(request):
+    if UNIT_DIR not in Path(str(request.node.path)).parents:
+        comfy_env.prefer_comfyui_on_path()
 
 
 @pytest.fixture(scope="session")
 def comfy():
+    boot_comfyui()
     comfy_env.init_all_nodes()
     import nodes
 
@@ -41,7 +60,7 @@ def comfy():
 
 @pytest.fixture(scope="session")
 def pack():
-    return comfy_env.load_pack_module()
+    return fixtures.load_pack_module()
 
 
 @pytest.fixture()

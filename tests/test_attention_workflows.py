@@ -1,5 +1,5 @@
 """Both attention nodes on the full-size random-weight SD1.5 checkpoint (tiny latents), and the two
-bundled workflows run headless through tools/run_workflow.py."""
+bundled workflows run headless through python -m runner."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tools.testing import run_workflow_cli, webp_frames, workflow_node_types
+from support.testing import run_workflow_cli, webp_frames, workflow_node_types
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ def test_both_nodes_on_full_size_sd15(comfy, pack, sd15):
     from coherent_video.nodes.cross_stream import CrossStreamAttention
     from coherent_video.nodes.reference_image import ReferenceImageCondition
     from comfy.patcher_extension import WrappersMP
-    from tools.fixtures import assert_same_fingerprint, model_fingerprint
+    from support.fixtures import assert_same_fingerprint, model_fingerprint
 
     model, clip = sd15
     keys = [b.key for b in attention_blocks(model.get_model_object("diffusion_model"))]

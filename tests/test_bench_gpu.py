@@ -15,7 +15,7 @@ def test_gpu_bench_dry_run(tmp_path):
     gpu_json = ROOT / "bench" / "results" / "gpu.json"
     before = gpu_json.read_bytes() if gpu_json.exists() else None
     out = tmp_path / "gpu_dryrun.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--dry-run", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "bench.gpu", "--dry-run", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())

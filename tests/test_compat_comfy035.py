@@ -44,14 +44,14 @@ def _wf(widgets):
       "format.codec.encoding.crf": 20.0}),
 ])
 def test_dynamic_combo_widgets_convert(widgets, expected):
-    from tools.workflow_format import ui_to_api
+    from runner.workflow_format import ui_to_api
 
     inputs = ui_to_api(_wf(widgets), _types)["2"]["inputs"]
     assert inputs == {"filename_prefix": "out/x", "video": ["1", 0], **expected}
 
 
 def test_dynamic_combo_dict_widgets_and_count_check():
-    from tools.workflow_format import WorkflowError, ui_to_api
+    from runner.workflow_format import WorkflowError, ui_to_api
 
     inputs = ui_to_api(_wf({"filename_prefix": "p", "format": "mp4", "format.codec": "auto"}), _types)["2"]["inputs"]
     assert inputs["format.codec"] == "auto"
@@ -62,7 +62,7 @@ def test_dynamic_combo_dict_widgets_and_count_check():
 def test_runner_passes_every_cache_arg_both_versions_read(comfy):
     """0.35.1 reads cache_args["ram_inactive"] on every run (KeyError with the old {"lru", "ram"});
     0.3.75 reads "lru"/"ram". The runner's executor gets all of them."""
-    from tools import run_workflow
+    from runner import headless as run_workflow
 
     assert {"lru", "ram", "ram_inactive"} <= set(run_workflow.CACHE_ARGS)
     import execution

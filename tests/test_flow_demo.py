@@ -25,7 +25,7 @@ def decode(path: Path) -> tuple[list[np.ndarray], float]:
 def test_flow_upsample_demo_writes_4x_video(comfy, tmp_path):
     import folder_paths
 
-    from tools import run_workflow
+    from runner import headless as run_workflow
 
     src, src_fps = decode(CLIP)
     old_out, old_in = folder_paths.get_output_directory(), folder_paths.get_input_directory()

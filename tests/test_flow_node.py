@@ -6,6 +6,8 @@ import pytest
 import torch
 from skimage import data
 
+from support.images import psnr
+
 
 @pytest.fixture(scope="module")
 def node(comfy, pack):
@@ -29,10 +31,6 @@ def run(node, **kw):
     return node.execute(**kw)
 
 
-def psnr(a, b):
-    return float(10 * torch.log10(1.0 / ((a - b) ** 2).mean()))
-
-
 def test_schema_lists_the_node(comfy, node):
     assert comfy.NODE_CLASS_MAPPINGS["CoherentVideo_FlowTemporalUpsample"].__name__ == node.__name__
     schema = node.GET_SCHEMA()
@@ -54,11 +52,13 @@ def test_import_mutates_no_comfyui_global(comfy, pack):
 
     import folder_paths
 
+    import coherent_video.model_patches.hooks.flow as hooks
     import coherent_video.nodes.flow_upsample as mod
 
     saved = folder_paths.folder_names_and_paths.pop("frame_interpolation", None)
     before = copy.deepcopy(folder_paths.folder_names_and_paths)
     try:
+        importlib.reload(hooks)
         importlib.reload(mod)
         mod.FlowTemporalUpsample.GET_SCHEMA()
         mod.RIFELoader.GET_SCHEMA()

@@ -3,41 +3,35 @@
 ADE is read from ``<repo parent>/shared/interop/ComfyUI-AnimateDiff-Evolved`` (see its README there)
 and loaded into the test ComfyUI with ComfyUI's own custom-node loader; every test skips, with the
 reason, when it is absent. The motion modules are deterministic random-weight files in AnimateDiff's
-SD1.5 v2 and v1 layouts (``tools/motion_module.py``), written once into the cache next to the random
+SD1.5 v2 and v1 layouts (``tests/support/motion_module.py``), written once into the cache next to the random
 SD1.5 checkpoint. ADE's motion modules have fixed SD1.5 widths, so the U-Net is the full-size random
 SD1.5 one, sampled at 4x4 latents for one step to keep CI time modest.
 """
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 import pytest
 import torch
 
-from tools import comfy_env, fixtures, motion_module
+from support import ade as ade_support
+from support import fixtures, motion_module
+from support.ade import ADE_DIR
 
-ADE_DIR = comfy_env.ROOT.parent / "shared" / "interop" / "ComfyUI-AnimateDiff-Evolved"
 FRAMES, WINDOW, OVERLAP = 6, 4, 2
 H = W = 4
 
-pytestmark = pytest.mark.skipif(not (ADE_DIR / "__init__.py").is_file(),
-                                reason=f"AnimateDiff-Evolved not found at {ADE_DIR} (see shared/interop/README.md)")
+pytestmark = pytest.mark.skipif(not ade_support.available(), reason=ade_support.MISSING)
 
 
 @pytest.fixture(scope="module")
 def ade(comfy):
     """ADE's node classes, loaded once by ComfyUI's custom-node loader, and the motion-module folder."""
     import folder_paths
-    import nodes
 
-    if "ADE_AnimateDiffLoaderGen1" not in nodes.NODE_CLASS_MAPPINGS:
-        asyncio.run(nodes.load_custom_node(str(ADE_DIR)))
-    assert "ADE_AnimateDiffLoaderGen1" in nodes.NODE_CLASS_MAPPINGS, "ADE failed to load"
+    mappings = ade_support.load_ade()
     for version in ("v2", "v1"):
         folder = str(motion_module.random_motion_module(version).parent)
     folder_paths.add_model_folder_path("animatediff_models", folder)
-    return nodes.NODE_CLASS_MAPPINGS
+    return mappings
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +165,7 @@ def test_runner_finds_pack_model_folders_and_runs_ade_with_reference(tmp_path):
     ReferenceImageCondition samples."""
     import json
 
-    from tools.testing import run_workflow_cli
+    from support.testing import run_workflow_cli
 
     ckpt = fixtures.random_sd15_checkpoint()
     motion_module.random_motion_module("v2")
@@ -223,3 +217,22 @@ def test_freenoise_with_base_residual_noise_model_warns(ade, pack, tiny_model, t
                                     {"samples": torch.zeros(4, 4, 8, 8)})[0]["samples"]
     assert torch.isfinite(out).all()
     assert FREENOISE_WARNING in caplog.text
+
+
+def test_bundled_animatediff_template_runs_headless(tmp_path):
+    """The bundled SD1.5 + ADE + ReferenceImageCondition + BaseResidualNoise template, as a user runs it with
+    `python -m runner`: ADE loaded with --custom-nodes-dir, the random checkpoint and the random v2 motion module
+    swapped in for the files it names (its `models` metadata), shrunk to 32 px, 8 frames and one step."""
+    from support.testing import run_workflow_cli, webp_frames, workflow_node_types
+
+    name = "AnimateDiff reference image video - SD1.5.json"
+    assert {"ADE_UseEvolvedSampling", "CoherentVideo_ReferenceImageCondition",
+            "CoherentVideo_BaseResidualNoise"} <= workflow_node_types(name)
+    ckpt = fixtures.random_sd15_checkpoint()
+    mm = motion_module.random_motion_module("v2")
+    sets = [f"6.model_name={mm.name}", "4.width=32", "4.height=32", "9.width=32", "9.height=32", "9.batch_size=8",
+            "5.steps=1", "14.steps=1"]
+    files = run_workflow_cli(name, tmp_path / "out", sets, models_dir=ckpt.parent.parent,
+                             custom_nodes_dir=ADE_DIR.parent)
+    webps = [f for f in files if f.suffix == ".webp"]
+    assert len(webps) == 1 and webp_frames(webps[0]) == (8, (32, 32))

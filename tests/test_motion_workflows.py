@@ -1,9 +1,9 @@
-"""The bundled motion workflows run headless through tools/run_workflow.py (made tiny with --set)."""
+"""The bundled motion workflows run headless through python -m runner (made tiny with --set)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from tools.testing import run_workflow_cli, webp_frames, workflow_node_types
+from support.testing import run_workflow_cli, webp_frames, workflow_node_types
 
 
 def _run(workflow, tmp_path, sets, models_dir=None):

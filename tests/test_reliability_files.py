@@ -48,7 +48,7 @@ BROKEN = [
 
 @pytest.mark.parametrize("what,workflow,error", BROKEN, ids=[b[0] for b in BROKEN])
 def test_runner_names_node_and_problem(comfy, tmp_path, what, workflow, error):
-    from tools import run_workflow
+    from runner import headless as run_workflow
 
     path = tmp_path / "wf.json"
     path.write_text(workflow if isinstance(workflow, str) else json.dumps(workflow))
@@ -59,6 +59,6 @@ def test_runner_names_node_and_problem(comfy, tmp_path, what, workflow, error):
 def test_runner_cli_exit_code_and_message_for_broken_link(tmp_path):
     path = tmp_path / "wf.json"
     path.write_text(json.dumps(BROKEN[0][1]))
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "run_workflow.py"), str(path), "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "runner", str(path), "--quiet"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1 and "broken link 7" in proc.stderr, proc.stderr[-2000:]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _reliability_cases import STOPPABLE, Cases
+from support.reliability_cases import STOPPABLE, Cases
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_STATE_CLASSES = ("RunState", "ReferenceBank", "TrajectoryReplay")
@@ -32,7 +32,7 @@ def fresh(tmp_path_factory):
     """The same cases in two separate fresh processes (run side by side)."""
     d = tmp_path_factory.mktemp("fresh")
     outs = [d / "a.pt", d / "b.pt"]
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "_reliability_cases.py"), str(o)], cwd=ROOT,
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.support.reliability_cases", str(o)], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for o in outs]
     for p in procs:
         log = p.communicate(timeout=900)[0]
@@ -104,7 +104,7 @@ def _stopper(action: str, at_call: int):
 def test_stop_mid_run_leaves_nothing_behind(cases, fresh, progress_hook, name, action):
     import comfy.model_management as mm
     from comfy.patcher_extension import WrappersMP
-    from tools import fixtures
+    from support import fixtures
 
     model_fp = fixtures.model_fingerprint(cases.model)
     patched = cases.build(name)

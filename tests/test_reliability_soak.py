@@ -19,15 +19,15 @@ import asyncio
 import json
 import statistics
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+
+from support.server import comfy_server, get_json as _get, post_json as _post
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = 30
@@ -84,69 +84,21 @@ NODE_CLASS_MAPPINGS = {{}}
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url, timeout=30):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-def _post(url, body):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"{}")
-
-
 @pytest.fixture(scope="module")
 def server(comfy, pack, sd15_ckpt, tmp_path_factory, fresh_interrupt_outputs):
     # fresh_interrupt_outputs first: its fresh process loads the checkpoint before the server holds another copy
-    from tools.comfy_env import comfyui_path
-
     tmp = tmp_path_factory.mktemp("soak")
     probe = tmp / "custom_nodes" / "coherent_video_probe"
     probe.mkdir(parents=True)
     (probe / "__init__.py").write_text(PROBE.format(pack_dir=str(ROOT.resolve())))
-    yaml = tmp / "extra_model_paths.yaml"
-    yaml.write_text(f"soak:\n  base_path: {Path(sd15_ckpt).parent.parent}\n  checkpoints: checkpoints\n"
-                    f"  custom_nodes: {tmp / 'custom_nodes'}\n")
-    for d in ("out", "temp"):
-        (tmp / d).mkdir()
-    port = _free_port()
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                             "--extra-model-paths-config", str(yaml), "--output-directory", str(tmp / "out"),
-                             "--input-directory", str(ROOT / "workflows" / "inputs"),
-                             "--temp-directory", str(tmp / "temp")],
-                            cwd=comfyui_path(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError("server exited:\n" + (tmp / "server.log").read_text()[-4000:])
-        try:
-            _get(base + "/system_stats", timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline:
-                proc.kill()
-                raise AssertionError("server did not come up:\n" + (tmp / "server.log").read_text()[-4000:])
-            time.sleep(1)
-    yield base, proc, tmp
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with comfy_server(tmp, models_base=Path(sd15_ckpt).parent.parent, custom_nodes=tmp / "custom_nodes",
+                      input_dir=ROOT / "workflows" / "inputs") as srv:
+        yield srv.base, srv.proc, srv.tmp
 
 
 def tiny_prompt(workflow: str, k: int) -> dict:
     """The bundled workflow as an API prompt, shrunk: 64 px frames, 3 frames, 1 step, seed/frames from k."""
-    from tools import run_workflow
+    from runner import headless as run_workflow
 
     prompt, _ = run_workflow.load_workflow(str(ROOT / "workflows" / workflow))
     extra = {}
@@ -366,7 +318,7 @@ def fresh_interrupt_outputs(comfy, sd15_ckpt, tmp_path_factory):
         p = d / f"{patch}.json"
         p.write_text(json.dumps(interrupt_prompt(patch)[0]))
         paths[patch] = str(p)
-    code = ("import json, sys; sys.path.insert(0, '.'); from tools import run_workflow\n"
+    code = ("import json; from runner import headless as run_workflow\n"
             f"paths = {paths!r}\nres = {{}}\n"
             "for k, p in paths.items():\n"
             f"    res[k] = run_workflow.run(p, output_dir={str(d / 'out')!r}, models_dirs=[{str(Path(sd15_ckpt).parent.parent)!r}],"

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def runner(comfy):
-    from tools import run_workflow
+    from runner import headless as run_workflow
 
     return run_workflow
 
@@ -30,7 +30,7 @@ def _ui_node(nid, ctype, widgets=(), inputs=(), outputs=(), mode=0):
 
 
 def test_ui_conversion_widgets_links_reroute_primitive_mute_bypass(runner):
-    from tools.workflow_format import ui_to_api
+    from runner.workflow_format import ui_to_api
 
     wf = {
         "version": 0.4,
@@ -66,7 +66,7 @@ def test_ui_conversion_widgets_links_reroute_primitive_mute_bypass(runner):
 
 
 def test_ui_conversion_rejects_wrong_widget_count_and_unknown_class(runner):
-    from tools.workflow_format import WorkflowError, ui_to_api
+    from runner.workflow_format import WorkflowError, ui_to_api
     import nodes
 
     types = lambda c: nodes.NODE_CLASS_MAPPINGS[c].INPUT_TYPES() if c in nodes.NODE_CLASS_MAPPINGS else None  # noqa: E731

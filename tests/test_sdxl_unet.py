@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tools import fixtures
+from support import fixtures
 
 FRAMES, SIZE, STEPS, CTX, POOLED = 4, 8, 2, 32, 32
 
@@ -86,7 +86,7 @@ def plain(sdxl):
 @pytest.mark.parametrize("node", ["reference", "cross_anchor", "cross_sparse_causal", "cross_mutual",
                                   "motion_smoothing", "base_residual_noise_model"])
 def test_unet_node_on_tiny_sdxl(N, sdxl, plain, node):
-    from tools.fixtures import assert_same_fingerprint, model_fingerprint
+    from support.fixtures import assert_same_fingerprint, model_fingerprint
 
     assert type(sdxl.model).__name__ == "SDXL"
     before = model_fingerprint(sdxl)

@@ -1,17 +1,12 @@
 """ComfyUI's real server (`main.py --cpu`) loads the pack, lists every node, and runs a prompt with one."""
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from support.server import assert_pack_linked, comfy_server, get_json as _get, post_json as _post
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,61 +33,11 @@ def test_pack_import_line_ignores_other_failures():
     assert pack_import_line("no import lines", "ComfyUI-CoherentVideo") is None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout=10):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-def _post(url: str, body: dict):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
-
-
 @pytest.fixture(scope="module")
 def server(comfy, sd15_ckpt, tmp_path_factory):
-    from tools.comfy_env import PACK_NAME, comfyui_path
-
-    cpath = comfyui_path()
-    link = cpath / "custom_nodes" / PACK_NAME
-    assert link.exists() and link.resolve() == ROOT.resolve(), f"`make setup` links the pack at {link}"
-    tmp = tmp_path_factory.mktemp("server")
-    yaml = tmp / "extra_model_paths.yaml"
-    yaml.write_text(f"coherent_video_tests:\n  base_path: {Path(sd15_ckpt).parent.parent}\n  checkpoints: checkpoints\n")
-    for d in ("out", "in", "temp"):
-        (tmp / d).mkdir()
-    port = _free_port()
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                             "--extra-model-paths-config", str(yaml), "--output-directory", str(tmp / "out"),
-                             "--input-directory", str(tmp / "in"), "--temp-directory", str(tmp / "temp")],
-                            cwd=cpath, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError("server exited:\n" + (tmp / "server.log").read_text()[-4000:])
-        try:
-            _get(base + "/system_stats", timeout=2)
-            break
-        except (urllib.error.URLError, ConnectionError, OSError):
-            if time.time() > deadline:
-                proc.kill()
-                raise AssertionError("server did not come up:\n" + (tmp / "server.log").read_text()[-4000:])
-            time.sleep(1)
-    yield base, tmp
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    assert_pack_linked()
+    with comfy_server(tmp_path_factory.mktemp("server"), models_base=Path(sd15_ckpt).parent.parent) as srv:
+        yield srv.base, srv.tmp
 
 
 def test_object_info_lists_every_pack_node_with_inputs(server, pack):
@@ -113,7 +58,7 @@ def test_object_info_lists_every_pack_node_with_inputs(server, pack):
             for name, spec in (got.get(section) or {}).items():
                 opts = spec[1] if len(spec) > 1 else {}
                 assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
-    from tools.comfy_env import PACK_NAME
+    from runner.comfy_env import PACK_NAME
 
     line = pack_import_line((tmp / "server.log").read_text(), PACK_NAME)
     assert line is not None and "IMPORT FAILED" not in line, line
@@ -156,7 +101,7 @@ def test_prompt_with_pack_node_succeeds(server):
 
 def test_template_browser_lists_bundled_workflows(server):
     base, _ = server
-    from tools.comfy_env import PACK_NAME
+    from runner.comfy_env import PACK_NAME
 
     templates = _get(base + "/workflow_templates")
     bundled = {p.stem for p in (ROOT / "workflows").glob("*.json")}

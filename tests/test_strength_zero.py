@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tools import fixtures
+from support import fixtures
 
 
 def sample(model, cond, latent, seed=5):

@@ -4,9 +4,8 @@ models it needs; workflows/ holds nothing else."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
-import runpy
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,32 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES_DIR = ROOT / "workflow_sources"
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
-MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name"}
+# model loader -> (its file input, the models/ folder the template declares, the random-weight file the tests use)
+MODEL_LOADERS = {"CheckpointLoaderSimple": ("ckpt_name", "checkpoints", "random_sd15.safetensors"),
+                 "ADE_LoadAnimateDiffModel": ("model_name", "animatediff_models", "random_mm_sd15_v2.safetensors")}
+
+
+def load_needed_packs(src: dict) -> None:
+    """Templates that use another node pack (``NEEDS_PACKS``): AnimateDiff-Evolved from ../shared/interop/ with the
+    random v2 motion module in its model folder, or skip with the reason."""
+    from support import ade as ade_support
+
+    for pack in src.get("NEEDS_PACKS") or []:
+        assert pack == "ComfyUI-AnimateDiff-Evolved", f"no test loader for {pack}"
+        if not ade_support.available():
+            pytest.skip(ade_support.MISSING)
+        import folder_paths
+
+        from support import motion_module
+
+        ade_support.load_ade()
+        folder_paths.add_model_folder_path("animatediff_models", str(motion_module.random_motion_module("v2").parent))
 
 
 def _sources() -> dict[str, dict]:
-    if str(SOURCES_DIR) not in sys.path:
-        sys.path.insert(0, str(SOURCES_DIR))
     out = {}
     for src in sorted(SOURCES_DIR.glob("[a-z]*.py")):
-        g = runpy.run_path(str(src), run_name="not_main")
+        g = vars(importlib.import_module(f"workflow_sources.{src.stem}"))
         assert g["NAME"] not in out, f"two sources write {g['NAME']}"
         out[g["NAME"]] = {**g, "path": src}
     return out
@@ -93,15 +109,18 @@ def test_signature_ignores_core_inputs_but_not_ours(comfy, pack):
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
 def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_ckpt, tmp_path):
-    from tools import run_workflow
+    from runner import headless as run_workflow
 
     data = json.loads(path.read_text())
     assert data.get("version") == 0.4 and data["nodes"] and "links" in data
+    from workflow_sources._template import build
+
     src = _sources()[path.stem]
-    built = src["build"](src["NAME"], src["spec"], src["GROUPS"], src.get("MODELS"))
+    load_needed_packs(src)
+    built = build(src["NAME"], src["spec"], src["GROUPS"], src.get("MODELS"))
     pack_types = _pack_types()
     assert workflow_signature(built, pack_types) == workflow_signature(data, pack_types), \
-        f"{path.name} is out of date: run .venv/bin/python {src['path'].relative_to(ROOT)}"
+        f"{path.name} is out of date: run .venv/bin/python -m workflow_sources.{src['path'].stem}"
     # groups with a one-line Note each; no overlapping nodes; opens at a zoom where text is drawn
     notes = [n for n in data["nodes"] if n["type"] == "Note"]
     assert len(data["groups"]) >= 2 and len(notes) == len(data["groups"])
@@ -113,7 +132,7 @@ def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_c
         if n["type"] in MODEL_LOADERS:
             declared = n["properties"].get("models") or []
             assert [m["name"] for m in declared] == n["widgets_values"][:1]
-            assert all(m["url"].startswith("https://") and m["directory"] == "checkpoints" for m in declared)
+            assert all(m["url"].startswith("https://") and m["directory"] == MODEL_LOADERS[n["type"]][1] for m in declared)
     # validates with an empty input/ folder (the random checkpoint swapped in, as the headless tests do)
     empty = tmp_path / "input"
     empty.mkdir()
@@ -122,7 +141,8 @@ def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_c
     assert fmt == "ui"
     for node in prompt.values():
         if node["class_type"] in MODEL_LOADERS:
-            node["inputs"][MODEL_LOADERS[node["class_type"]]] = "random_sd15.safetensors"
+            name, _, random_file = MODEL_LOADERS[node["class_type"]]
+            node["inputs"][name] = random_file
     valid, error, outputs, node_errors = asyncio.run(__import__("execution").validate_prompt("t", prompt, None))
     assert valid, run_workflow.format_validation_errors(prompt, error, node_errors)
     assert outputs

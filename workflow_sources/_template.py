@@ -2,27 +2,25 @@
 
 Conventions for every template (follow them when adding one):
 - one script here per template: ``NAME`` (the file stem; it is the title the Templates dialog shows, so it reads as
-  one), ``spec`` (nodes and links, see tools/ui_workflow.py), ``GROUPS`` and optional ``MODELS``;
+  one), ``spec`` (nodes and links, see _builder.py), ``GROUPS``, optional ``MODELS`` and ``NEEDS_PACKS`` (other
+  node packs the template uses: tests load them from ../shared/interop/ or skip with the reason);
 - ``GROUPS``: one per step, in reading order: ``{"title": ..., "note": one line, "at": (x, y), "cols": [[ids], ...]}``.
   Every group gets a Note node with its one line; the nodes are stacked in columns inside the group. Node
   positions in ``spec`` are ignored;
 - ``MODELS``: ``{node id: [{"name", "url", "directory"}]}`` for the weight files, named as ComfyUI's own templates
   name them, so the frontend's missing-models dialog offers the download. Headless tests swap in the random-weight
-  checkpoint with ``--set`` (tools/testing.py does it for every CheckpointLoaderSimple);
+  checkpoint with ``--set`` (tests/support/testing.py does it for every CheckpointLoaderSimple);
 - a thumbnail ``workflows/<NAME>.jpg``: real output for model-free templates, a picture of the graph otherwise
   (``make test-browser`` writes both kinds under ``output/browser/``; copy them with
   ``THUMBNAILS=1 make test-browser``);
-- regenerate with ``.venv/bin/python workflow_sources/<script>.py``; tests/test_workflows_bundled.py checks the
-  JSON matches its script.
+- regenerate with ``.venv/bin/python -m workflow_sources.<script>`` from the repository root;
+  tests/test_workflows_bundled.py checks the JSON matches its script.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from runner import ROOT, bootstrap, init_all_nodes
 
 SD15 = {"name": "v1-5-pruned-emaonly-fp16.safetensors",
         "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
@@ -46,7 +44,7 @@ def node_height(node: dict) -> int:
 
 
 def build(name: str, spec: list[dict], groups: list[dict], models: dict | None = None) -> dict:
-    from tools.ui_workflow import build_ui_workflow
+    from workflow_sources._builder import build_ui_workflow
 
     wf = build_ui_workflow(spec)
     by_id = {n["id"]: n for n in wf["nodes"]}
@@ -91,14 +89,68 @@ def build(name: str, spec: list[dict], groups: list[dict], models: dict | None =
     return wf
 
 
-def write(name: str, spec: list[dict], groups: list[dict], models: dict | None = None) -> Path:
-    """Boot ComfyUI, load every node, and write ``workflows/<name>.json``."""
-    import json
+INTEROP = ROOT.parent / "shared" / "interop"  # unmodified third-party packs the interop tests use
 
-    from tools.comfy_env import bootstrap, init_all_nodes
+
+def load_packs(packs) -> None:
+    """Load other node packs a template needs (``NEEDS_PACKS``) that ComfyUI's custom_nodes/ does not hold, from
+    ``../shared/interop/<pack>``; a clear error when neither has it."""
+    import asyncio
+
+    import folder_paths
+    import nodes
+
+    for pack in packs or []:
+        if any((Path(d) / pack).is_dir() for d in folder_paths.get_folder_paths("custom_nodes")):
+            continue  # init_all_nodes loaded it
+        where = INTEROP / pack
+        if not (where / "__init__.py").is_file():
+            raise SystemExit(f"this template needs the node pack {pack}: install it in ComfyUI's custom_nodes/ "
+                             f"or put it at {where}")
+        if str(where) not in nodes.LOADED_MODULE_DIRS.values():
+            asyncio.run(nodes.load_custom_node(str(where)))
+
+
+def write(name: str, spec: list[dict], groups: list[dict], models: dict | None = None, packs=()) -> Path:
+    """Boot ComfyUI, load every node (and the other packs the template needs), write ``workflows/<name>.json``."""
+    import json
 
     bootstrap()
     init_all_nodes()
+    load_packs(packs)
     path = ROOT / "workflows" / f"{name}.json"
     path.write_text(json.dumps(build(name, spec, groups, models), indent=1) + "\n")
+    return path
+
+
+def write_graph_thumbnail(name: str, width: int = 768) -> Path:
+    """``workflows/<name>.jpg``: a picture of the template's graph (groups, nodes and their titles) drawn from its
+    JSON, for templates the browser test cannot open (they need another node pack); the browser test draws the
+    others (``THUMBNAILS=1 make test-browser``)."""
+    import json
+
+    from PIL import Image, ImageDraw
+
+    wf = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    boxes = [g["bounding"] for g in wf["groups"]]
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    s = width / (x1 - x0 + 40)
+    img = Image.new("RGB", (width, int((y1 - y0 + 40) * s)), "#202020")
+    d = ImageDraw.Draw(img)
+
+    def xy(x, y):
+        return (x - x0 + 20) * s, (y - y0 + 20) * s
+
+    for g in wf["groups"]:
+        gx, gy, gw, gh = g["bounding"]
+        d.rectangle([*xy(gx, gy), *xy(gx + gw, gy + gh)], outline=g.get("color", "#3f789e"), width=2)
+        d.text(xy(gx + 8, gy + 6), g["title"], fill="#dddddd")
+    for n in wf["nodes"]:
+        (nx, ny), (nw, nh) = n["pos"], n["size"]
+        fill = "#653" if n["type"] == "Note" else ("#335" if n["type"].startswith("CoherentVideo_") else "#353535")
+        d.rectangle([*xy(nx, ny - TITLE_H), *xy(nx + nw, ny + nh)], fill=fill, outline="#666666")
+        d.text(xy(nx + 6, ny - TITLE_H + 6), n.get("title") or n["type"], fill="#eeeeee")
+    path = ROOT / "workflows" / f"{name}.jpg"
+    img.save(path, quality=90)
     return path

@@ -1,8 +1,8 @@
 """Template "VideoFusion shared noise video - SD1.5": BaseResidualNoise gives 16 frames one shared base noise plus
 small per-frame residuals, sampled with SamplerCustomAdvanced. Needs Stable Diffusion 1.5.
-Regenerate: .venv/bin/python workflow_sources/base_residual_noise.py
+Regenerate: .venv/bin/python -m workflow_sources.base_residual_noise
 """
-from _template import SD15, build, write  # noqa: F401
+from workflow_sources._template import SD15, write
 
 NAME = "VideoFusion shared noise video - SD1.5"
 

@@ -1,9 +1,9 @@
 """Template "Cross-frame attention video - SD1.5": an image model made into coherent video the Text2Video-Zero way;
 CrossStreamAttention makes every frame's self-attention also attend to the first frame, then a plain KSampler
 samples 16 frames. Needs Stable Diffusion 1.5.
-Regenerate: .venv/bin/python workflow_sources/cross_stream_video.py
+Regenerate: .venv/bin/python -m workflow_sources.cross_stream_video
 """
-from _template import SD15, build, write  # noqa: F401
+from workflow_sources._template import SD15, write
 
 NAME = "Cross-frame attention video - SD1.5"
 

@@ -2,9 +2,9 @@
 stream, a bundled clip's latent motion (MotionDecomposer, de-jittered by MotionSmooth) is the motion stream;
 MotionCombiner fuses them into the initial latent, and the denoiser aligns them with CrossStreamAttention while
 MotionSmoothingPatch low-passes the motion of the denoised estimate. Needs Stable Diffusion 1.5.
-Regenerate: .venv/bin/python workflow_sources/dual_stream_video.py
+Regenerate: .venv/bin/python -m workflow_sources.dual_stream_video
 """
-from _template import SD15, build, write  # noqa: F401
+from workflow_sources._template import SD15, write
 
 NAME = "DSDN dual-stream video - SD1.5"
 W, H, FRAMES = 512, 288, 16

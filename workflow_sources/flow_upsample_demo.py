@@ -1,8 +1,8 @@
 """Template "Frame interpolation x4 - no weights" (``make demo``): the bundled Big Buck Bunny clip (20 frames at
 12.5 fps) interpolated x4 to 77 frames at 50 fps by FlowTemporalUpsample with no model weights, written as an MP4.
-Regenerate: .venv/bin/python workflow_sources/flow_upsample_demo.py
+Regenerate: .venv/bin/python -m workflow_sources.flow_upsample_demo
 """
-from _template import build, write  # noqa: F401
+from workflow_sources._template import write
 
 NAME = "Frame interpolation x4 - no weights"
 

@@ -1,9 +1,9 @@
 """Template "VidRD long video clip by clip - SD1.5": IterativeReuseSampler makes a 64-frame video 16 frames at a
 time, each clip starting from the previous clip's reused latents. Needs Stable Diffusion 1.5 (add an AnimateDiff
 motion model on the MODEL for real motion).
-Regenerate: .venv/bin/python workflow_sources/iterative_reuse_long_video.py
+Regenerate: .venv/bin/python -m workflow_sources.iterative_reuse_long_video
 """
-from _template import SD15, build, write  # noqa: F401
+from workflow_sources._template import SD15, write
 
 NAME = "VidRD long video clip by clip - SD1.5"
 

@@ -1,9 +1,9 @@
 """Template "Motion transfer between two clips - no weights": in IMAGE space, with no VAE and no weights, clip A
 gives the content (its first frame) and clip B the motion (its adjacent-frame differences); MotionCombiner rebuilds
 a video with A's look and B's motion. Both clips are bundled with the pack.
-Regenerate: .venv/bin/python workflow_sources/motion_transfer.py
+Regenerate: .venv/bin/python -m workflow_sources.motion_transfer
 """
-from _template import build, write  # noqa: F401
+from workflow_sources._template import write
 
 NAME = "Motion transfer between two clips - no weights"
 W, H, FRAMES = 256, 144, 16

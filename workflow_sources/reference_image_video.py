@@ -1,9 +1,9 @@
 """Template "VideoGen reference image video - SD1.5": SD text-to-image makes a reference latent; 16 frames are
 sampled with ReferenceImageCondition (reference-only attention + frame-0 anchor) and BaseResidualNoise through
 SamplerCustomAdvanced, then decoded and saved. Needs Stable Diffusion 1.5.
-Regenerate: .venv/bin/python workflow_sources/reference_image_video.py
+Regenerate: .venv/bin/python -m workflow_sources.reference_image_video
 """
-from _template import SD15, build, write  # noqa: F401
+from workflow_sources._template import SD15, write
 
 NAME = "VideoGen reference image video - SD1.5"
 

@@ -6,19 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .comfy_env import ROOT
+from runner import ROOT
 
-RUNNER = ROOT / "tools" / "run_workflow.py"
-RANDOM_SD15 = "random_sd15.safetensors"  # the tests' random-weight checkpoint (tools/fixtures.py)
+RUNNER = [sys.executable, "-m", "runner"]  # run from the repository root, as the README says
+RANDOM_SD15 = "random_sd15.safetensors"  # the tests' random-weight checkpoint (tests/support/fixtures.py)
 
 
 def run_workflow_cli(workflow: str, out_dir: Path, sets=(), models_dir: Path | None = None,
                      input_dir: Path | None = None, timeout: int = 900,
                      custom_nodes_dir: Path | None = None) -> list[Path]:
-    """Run ``workflows/<workflow>`` through ``tools/run_workflow.py`` in a subprocess; assert it succeeds
+    """Run ``workflows/<workflow>`` through ``python -m runner`` in a subprocess; assert it succeeds
     and return the files it wrote under ``out_dir`` (sorted). With ``models_dir``, every CheckpointLoaderSimple
     is pointed at the random-weight checkpoint with ``--set`` (the templates name the real SD1.5 file)."""
-    cmd = [sys.executable, str(RUNNER), str(ROOT / "workflows" / workflow), "--output-dir", str(out_dir), "--quiet"]
+    cmd = [*RUNNER, str(ROOT / "workflows" / workflow), "--output-dir", str(out_dir), "--quiet"]
     if models_dir is not None:
         cmd += ["--models-dir", str(models_dir)]
         sets = [f"{n['id']}.ckpt_name={RANDOM_SD15}" for n in _nodes(workflow)

@@ -1,7 +1,12 @@
-"""Locate a ComfyUI install and import it in-process (tests, benchmarks, the headless runner).
+"""Locate a ComfyUI install and import it in-process (the runner, tests, benchmarks, workflow sources).
 
 Resolution order: $COMFYUI_PATH, then the path `make setup` recorded in .venv/comfyui_path,
 then .comfyui/ComfyUI. Call :func:`bootstrap` before importing anything from ``comfy``.
+
+This is the repository's one place that changes ``sys.path``: ComfyUI is not an installed package, so its
+folder goes first on the path (before the repository root, whose ``nodes/`` package would otherwise hide
+ComfyUI's ``nodes.py``). Everything else is imported from the repository root (``python -m ...``, or
+pytest's ``pythonpath`` in pyproject.toml).
 """
 from __future__ import annotations
 
@@ -63,21 +68,6 @@ def prefer_comfyui_on_path() -> None:
     mod = sys.modules.get("nodes")
     if mod is not None and Path(getattr(mod, "__file__", "") or "").resolve().parent == ROOT / "nodes":
         del sys.modules["nodes"]
-
-
-def load_pack_module():
-    """Import this repository as a package named ``coherent_video`` (the way ComfyUI imports a node pack)."""
-    import importlib.util
-
-    if "coherent_video" in sys.modules:
-        return sys.modules["coherent_video"]
-    spec = importlib.util.spec_from_file_location(
-        "coherent_video", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-    )
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["coherent_video"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 async def _init_nodes():

@@ -36,7 +36,8 @@ def api_prompt_of(data: dict) -> dict:
     return data
 
 
-def _ordered_inputs(input_types: dict) -> list[tuple[str, Any, dict]]:
+def ordered_inputs(input_types: dict) -> list[tuple[str, Any, dict]]:
+    """A node's inputs (``INPUT_TYPES()``) in the order the frontend lists them: (name, type, options)."""
     out = []
     for section in ("required", "optional"):
         for name, spec in (input_types.get(section) or {}).items():
@@ -47,7 +48,8 @@ def _ordered_inputs(input_types: dict) -> list[tuple[str, Any, dict]]:
     return out
 
 
-def _is_widget(type_: Any, opts: dict) -> bool:
+def is_widget(type_: Any, opts: dict) -> bool:
+    """Whether the frontend shows an input of this type/options as a widget (its value is in ``widgets_values``)."""
     if opts.get("forceInput") or opts.get("rawLink"):
         return False
     if isinstance(type_, (list, tuple)):
@@ -64,7 +66,7 @@ def dynamic_children(type_: Any, opts: dict, name: str, value: Any) -> list[tupl
     for option in opts.get("options") or []:
         if isinstance(option, dict) and option.get("key") == value:
             return [(f"{name}.{n}", _extras(n, t, o), t, o)
-                    for n, t, o in _ordered_inputs(option.get("inputs") or {}) if _is_widget(t, o)]
+                    for n, t, o in ordered_inputs(option.get("inputs") or {}) if is_widget(t, o)]
     return []
 
 
@@ -93,7 +95,7 @@ def widget_layout(input_types: dict) -> list[tuple[str, list[set]]]:
 
 
 def _widget_specs(input_types: dict) -> list[tuple[str, list[set], Any, dict]]:
-    return [(n, _extras(n, t, o), t, o) for n, t, o in _ordered_inputs(input_types) if _is_widget(t, o)]
+    return [(n, _extras(n, t, o), t, o) for n, t, o in ordered_inputs(input_types) if is_widget(t, o)]
 
 
 def ui_to_api(workflow: dict, input_types_of: Callable[[str], dict | None]) -> dict:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run a ComfyUI workflow JSON headless, in-process, with ComfyUI's own validation and executor.
 
-    python tools/run_workflow.py WORKFLOW.json [--output-dir D] [--models-dir D] [--input-dir D]
-                                 [--custom-nodes-dir D] [--set NODE_ID.INPUT=VALUE ...] [--cpu] [--quiet]
+    python -m runner WORKFLOW.json [--output-dir D] [--models-dir D] [--input-dir D]
+                     [--custom-nodes-dir D] [--set NODE_ID.INPUT=VALUE ...] [--cpu] [--quiet]
 
 WORKFLOW.json may be the UI format the frontend saves (nodes/links) or the API prompt format.
 ``--models-dir`` adds a folder laid out like ComfyUI's ``models/`` (checkpoints/, loras/, ...) to the
@@ -22,10 +22,8 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tools import comfy_env  # noqa: E402
-from tools.workflow_format import WorkflowError, api_prompt_of, is_ui_format, ui_to_api  # noqa: E402
+from . import comfy_env
+from .workflow_format import WorkflowError, api_prompt_of, is_ui_format, ui_to_api
 
 
 class RunError(Exception):
@@ -263,7 +261,7 @@ def run(workflow: str, output_dir: str | None = None, models_dirs: list[str] | N
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m runner", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("workflow")
     ap.add_argument("--output-dir", default=None, help="where outputs go (default: ComfyUI's output/)")
@@ -286,6 +284,3 @@ def main(argv=None) -> int:
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """One small real run per node on the tiny seeded SD1.5-architecture model, for the interrupt,
 exception and determinism tests. Run as a script it computes every case in a fresh process:
 
-    python tests/_reliability_cases.py OUT.pt      # {case: output tensor}
+    python -m tests.support.reliability_cases OUT.pt      # {case: output tensor}; from the repository root
 
 ``STOPPABLE`` cases go through a sampler (or the flow node's chunk loop) and accept an extra
 APPLY_MODEL wrapper, standing in for another pack's wrapper, that interrupts or raises mid-run.
@@ -11,13 +11,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
+import torch
 
-import torch  # noqa: E402
+from runner import comfy_env
 
-from tools import comfy_env  # noqa: E402
+from . import fixtures
 
 comfy_env.bootstrap()
 
@@ -41,9 +39,7 @@ class Cases:
     STEPS = 3
 
     def __init__(self):
-        from tools import fixtures
-
-        self.pack = comfy_env.load_pack_module()
+        self.pack = fixtures.load_pack_module()
         from coherent_video.nodes import base_residual_noise, cross_stream, flow_upsample, iterative_reuse, motion, \
             reference_image
 

@@ -1,18 +1,16 @@
 """Build UI-format workflow JSON (what the ComfyUI frontend saves, version 0.4) from a compact spec,
-using the live node definitions for input/output names and types. For authoring bundled workflows.
+using the live node definitions for input/output names and types (through the runner's public converter
+helpers). _template.py lays the result out into a bundled template.
 
     spec = [
         {"id": 1, "type": "CheckpointLoaderSimple", "widgets": ["random_sd15.safetensors"], "pos": [0, 0]},
         {"id": 2, "type": "CLIPTextEncode", "widgets": ["a cat"], "inputs": {"clip": (1, 1)}},
     ]
-    save_ui_workflow(spec, "workflows/x.json")   # needs comfy_env.bootstrap() + init_all_nodes() first
+    build_ui_workflow(spec)   # needs runner.bootstrap() + runner.init_all_nodes() first
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from .workflow_format import _is_widget, _ordered_inputs
+from runner import is_widget, ordered_inputs
 
 
 def _node_def(ctype: str):
@@ -39,8 +37,8 @@ def build_ui_workflow(spec: list[dict]) -> dict:
     for n in spec:
         it, _ = defs[n["id"]]
         inputs = []
-        for name, type_, opts in _ordered_inputs(it):
-            widget = _is_widget(type_, opts)
+        for name, type_, opts in ordered_inputs(it):
+            widget = is_widget(type_, opts)
             src = (n.get("inputs") or {}).get(name)
             if src is None and widget:
                 continue
@@ -74,18 +72,3 @@ def build_ui_workflow(spec: list[dict]) -> dict:
         nodes_out.append(node)
     return {"last_node_id": max(by_id), "last_link_id": link_id, "nodes": nodes_out, "links": links,
             "groups": [], "config": {}, "extra": {}, "version": 0.4}
-
-
-def save_ui_workflow(spec: list[dict], path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(build_ui_workflow(spec), indent=1) + "\n")
-    return path
-
-
-def write_bundled(spec: list[dict], name: str) -> Path:
-    """Write ``workflows/<name>.json`` from ``spec`` (boots ComfyUI and loads every node first)."""
-    from .comfy_env import ROOT, bootstrap, init_all_nodes
-
-    bootstrap()
-    init_all_nodes()
-    return save_ui_workflow(spec, ROOT / "workflows" / f"{name}.json")

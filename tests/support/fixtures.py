@@ -10,14 +10,31 @@ generator: every run builds bit-identical models.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import torch
 
-from .comfy_env import ROOT, bootstrap
+from runner.comfy_env import ROOT, bootstrap
 
 TINY_CONTEXT_DIM = 32
+
+
+def load_pack_module():
+    """Import this repository as a package named ``coherent_video`` (the way ComfyUI imports a node pack, by
+    path). Needs no ComfyUI: the pack's ``__init__.py`` imports ``comfy_api`` only when ComfyUI calls its entry
+    point, so the pure math (``coherent_video.model_patches.noise``...) imports without ComfyUI."""
+    if "coherent_video" in sys.modules:
+        return sys.modules["coherent_video"]
+    spec = importlib.util.spec_from_file_location(
+        "coherent_video", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+    )
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["coherent_video"] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def cache_dir() -> Path:

@@ -1,1 +1,0 @@
-"""Developer tools: ComfyUI bootstrap, fixtures, headless runner. Never imported by the pack."""
