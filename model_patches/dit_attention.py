@@ -52,10 +52,11 @@ def extension_positions(absolute: Sequence[int], window_start: int) -> list[int]
     """RoPE time positions, relative to a window whose first frame is ``window_start`` (local position 0),
     of the earlier absolute frames ``absolute`` (ascending, all ``< window_start``).
 
-    Each frame keeps its true offset ``a - window_start`` when that is within ``len(absolute)`` frames of
-    the window; frames further back are packed directly in front of the window (positions ``-n .. -1``
-    in order): a DiT never saw relative offsets longer than its training clips, and RoPE attenuates far
-    keys, so an anchor 60 latent frames back would be all but ignored at its true distance."""
+    Frame ``i`` of ``n`` gets ``max(a_i - window_start, i - n)``: its true offset when that is nearer than
+    its slot in a block packed directly in front of the window (``-n .. -1``, in order), else that slot.
+    So the frame just before the window keeps ``-1`` and a far anchor (frame 0 seen from a window at 60)
+    sits right in front: a DiT never saw offsets longer than its training clips, and RoPE attenuates far
+    keys, so at its true distance the anchor would be all but ignored."""
     n = len(absolute)
     return [max(int(a) - int(window_start), -n + i) for i, a in enumerate(absolute)]
 

@@ -585,21 +585,23 @@ class CrossWindowExtender:
         else:
             wanted = [0, window[0] - 1]
         want = sorted({a for a in wanted if a >= 0 and a not in window and a < window[0]})
-        # keep this window's frames that later windows may ask for
+        have = [a for a in want if a in cache]
+        ext = self._extension(ctx, k, layout, window, cache, have) if have else None
+        # then keep this window's frames that later windows may ask for
         if self.s.mode == "anchor":
             keep = [a for a in wanted if a in window]
         else:
             keep = ([0] if 0 in window else []) + [a for a in window if a != 0]
             for a in [a for a in cache if a != 0]:
-                del cache[a]                         # sparse-causal: only the last window's frames
+                del cache[a]                         # sparse-causal: frame 0 and the last window's frames only
         for a in keep:
             p = window.index(a)
-            cache[a] = (frame_tokens(k, layout, [p], tpf), frame_tokens(v, layout, [p], tpf), p)
-        have = [a for a in want if a in cache]
-        if not have:
-            return None
+            cache[a] = (frame_tokens(k, layout, [p], tpf).clone(), frame_tokens(v, layout, [p], tpf).clone(), p)
+        return ext
+
+    def _extension(self, ctx, k, layout, window, cache, have):
         pos = extension_positions(have, window[0])
-        scale = rope_time_scale(to)
+        scale = rope_time_scale(ctx.options)
         ks, vs = [], []
         for a, p_new in zip(have, pos):
             ka, va, p_old = cache[a]
