@@ -12,7 +12,10 @@ ALL = list(F.FAMILIES)
 
 @pytest.fixture(scope="module", autouse=True)
 def _nodes(comfy):
-    return comfy
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest, and steadiest on a shared machine
+    yield comfy
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("family", ALL)

@@ -259,3 +259,24 @@ def sample_custom_advanced(model, positive, negative, latent_image: dict, noise=
     sigmas = _unwrap(ncs.BasicScheduler.execute(model, scheduler, steps, denoise))[0]
     out = _unwrap(ncs.SamplerCustomAdvanced.execute(noise, guider, sampler, sigmas, latent_image))
     return out[0]["samples"]
+
+
+# --- this pack's nodes, by their short name (independent of which module defines them) ------------------------------
+
+def pack_node(name: str):
+    """The node class registered as ``CoherentVideo_<name>`` (e.g. ``pack_node("BaseResidualNoise")``)."""
+    env = _env()
+    pack = env.load_pack_module()
+    from importlib import import_module
+
+    nodes_pkg = import_module(pack.__name__ + ".nodes")
+    found = {cls.define_schema().node_id: cls for cls in nodes_pkg.all_nodes()}
+    key = "CoherentVideo_" + name
+    if key not in found:
+        raise KeyError(f"no node {key}; have {sorted(found)}")
+    return found[key]
+
+
+def run_node(name: str, *args, **kwargs) -> tuple:
+    """``pack_node(name).execute(...)`` as a tuple of outputs."""
+    return _unwrap(pack_node(name).execute(*args, **kwargs))

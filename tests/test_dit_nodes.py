@@ -1,0 +1,127 @@
+"""Every node on every DiT video family (Wan 2.1, Wan 2.2 A14B and TI2V 5B, HunyuanVideo 1.5, LTXV):
+a sampling run on a 5-D [B, C, T, H, W] latent, strength 0 bit-identical to the unpatched model, and
+the input model unchanged. Tiny random models of the real ComfyUI classes (tests/support/families.py)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from support import families as F
+
+FAMILIES = list(F.MAIN_VIDEO_FAMILIES) + ["wan22_ti2v_5b"]
+T = 4  # latent frames of one clip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _env(comfy, pack):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest, and steadiest on a shared machine
+    yield comfy
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=FAMILIES)
+def fx(request):
+    return F.build(request.param, frames=T)
+
+
+def roughness(x: torch.Tensor) -> float:
+    """Mean squared second difference along the latent time axis (dim 2)."""
+    return float((x[:, :, 2:] - 2 * x[:, :, 1:-1] + x[:, :, :-2]).pow(2).mean())
+
+
+# ------------------------------------------------------------------------------------- BaseResidualNoise
+def test_noise_node_samples_and_base_ratio_zero_is_random_noise(fx):
+    m, pos, neg, lat = fx
+    before = F.model_fingerprint(m)
+    plain = F.sample_custom_advanced(m, pos, neg, lat, seed=3)
+    zero = F.run_node("BaseResidualNoise", 3, "shared", 0.0, 1.0, -1, "")[0]
+    assert torch.equal(F.sample_custom_advanced(m, pos, neg, lat, noise=zero), plain)
+    noise = F.run_node("BaseResidualNoise", 3, "shared", 0.5, 1.0, -1, "")[0]
+    out = F.sample_custom_advanced(m, pos, neg, lat, noise=noise)
+    assert out.shape == lat["samples"].shape and torch.isfinite(out).all()
+    assert not torch.equal(out, plain)
+    F.assert_same_fingerprint(before, F.model_fingerprint(m))
+
+
+def test_noise_model_patch_matches_noise_node_and_zero_is_identity(fx):
+    m, pos, neg, lat = fx
+    before = F.model_fingerprint(m)
+    plain = F.sample_ksampler(m, pos, neg, lat, seed=3)
+    zero = F.run_node("BaseResidualNoiseModel", m, "shared", 0.0, 1.0, -1, True, False, "")[0]
+    assert torch.equal(F.sample_ksampler(zero, pos, neg, lat, seed=3), plain)
+    for mode in ("shared", "progressive"):
+        patched = F.run_node("BaseResidualNoiseModel", m, mode, 0.5, 1.0, -1, True, False, "")[0]
+        noise = F.run_node("BaseResidualNoise", 3, mode, 0.5, 1.0, -1, "")[0]
+        a = F.sample_ksampler(patched, pos, neg, lat, seed=3)
+        # KSampler + model patch and SamplerCustomAdvanced + NOISE node start from the same noise
+        assert torch.equal(a, F.sample_custom_advanced(m, pos, neg, lat, noise=noise))
+        assert not torch.equal(a, plain)
+    F.assert_same_fingerprint(before, F.model_fingerprint(m))
+
+
+# ------------------------------------------------------------------------------------- IterativeReuseSampler
+def reuse(model, pos, neg, lat, **kw):
+    args = dict(total_frames=2 * T - 1, overlap=1, noise_recycle=4.0, guidance_ratio=0.5, fnr=True,
+                overlap_mode="forward", seed=7, steps=2, cfg=2.0, sampler_name="euler", scheduler="simple",
+                denoise=1.0)
+    args.update(kw)
+    return F.run_node("IterativeReuseSampler", model, pos, neg, lat, **args)[0]["samples"]
+
+
+def test_iterative_reuse_clip_by_clip_on_5d_latents(fx):
+    m, pos, neg, lat = fx
+    before = F.model_fingerprint(m)
+    out = reuse(m, pos, neg, lat)
+    b, c, _, h, w = lat["samples"].shape
+    assert out.shape == (b, c, 2 * T - 1, h, w) and torch.isfinite(out).all()
+    # clip 0 is an ordinary sample of the clip latent (same seed, sampler, sigmas)
+    first = F.sample_ksampler(m, pos, neg, lat, seed=7, steps=2, cfg=2.0)
+    assert torch.equal(out[:, :, :T], first)
+    # one clip ("strength 0" of the clip loop): exactly KSampler
+    assert torch.equal(reuse(m, pos, neg, lat, total_frames=T), first)
+    F.assert_same_fingerprint(before, F.model_fingerprint(m))
+
+
+def test_iterative_reuse_prompt_travel_on_5d_latents(fx):
+    m, pos, neg, lat = fx
+    other = F.conditioning(fx.family, seed=40)
+    clips = F.run_node("PerClipConditioning", other, 1, F.run_node("PerClipConditioning", pos, 1)[0])[0]
+    same = reuse(m, pos, neg, lat)
+    travel = reuse(m, pos, neg, lat, clip_positives=clips)
+    assert torch.equal(travel[:, :, :T], same[:, :, :T])  # clip 0 keeps the first prompt
+    assert not torch.equal(travel[:, :, T:], same[:, :, T:])  # clip 1 follows the second
+
+
+# ------------------------------------------------------------------------------------- MotionSmoothingPatch
+def test_motion_smoothing_patch_along_t(fx):
+    m, pos, neg, lat = fx
+    before = F.model_fingerprint(m)
+    plain = F.sample_ksampler(m, pos, neg, lat, seed=3)
+    zero = F.run_node("MotionSmoothingPatch", m, 0.0, 1.0, 0.0, 1.0)[0]
+    assert torch.equal(F.sample_ksampler(zero, pos, neg, lat, seed=3), plain)
+    smooth = F.run_node("MotionSmoothingPatch", m, 1.0, 1.0, 0.0, 1.0)[0]
+    out = F.sample_ksampler(smooth, pos, neg, lat, seed=3)
+    assert out.shape == plain.shape and torch.isfinite(out).all()
+    assert roughness(out) < 0.7 * roughness(plain), (roughness(out), roughness(plain))
+    F.assert_same_fingerprint(before, F.model_fingerprint(m))
+
+
+# ------------------------------------------------------------------------------------- Motion nodes on 5-D LATENTs
+def test_motion_nodes_along_t_of_a_sampled_video(fx):
+    m, pos, neg, lat = fx
+    video = {"samples": F.sample_ksampler(m, pos, neg, lat, seed=3)}
+    x = video["samples"]
+    content, _, motion = F.run_node("MotionDecomposer", video, "first frame")
+    assert content["samples"].shape == (x.shape[0], x.shape[1], 1, *x.shape[3:])
+    assert torch.equal(content["samples"], x[:, :, :1])
+    back = F.run_node("MotionCombiner", content, motion)[0]["samples"]
+    torch.testing.assert_close(back, x, rtol=0, atol=1e-5)
+    unchanged = F.run_node("MotionScale", motion, 1.0)[0]
+    torch.testing.assert_close(F.run_node("MotionCombiner", content, unchanged)[0]["samples"], x, rtol=0, atol=1e-5)
+    still = F.run_node("MotionCombiner", content, F.run_node("MotionScale", motion, 0.0)[0])[0]["samples"]
+    assert torch.equal(still, x[:, :, :1].expand_as(x))  # no motion: every latent frame is the first one
+    smoothed = F.run_node("MotionCombiner", content, F.run_node("MotionSmooth", motion, "gaussian", 1.5)[0])[0]
+    assert roughness(smoothed["samples"]) < roughness(x)
+    clamped = F.run_node("MotionCombiner", content, F.run_node("MotionClamp", motion, 0.5)[0])[0]["samples"]
+    assert clamped.shape == x.shape and torch.isfinite(clamped).all()
