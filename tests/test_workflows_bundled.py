@@ -14,7 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES_DIR = ROOT / "workflow_sources"
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
-MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name"}
+MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name", "UNETLoader": "unet_name", "CLIPLoader": "clip_name",
+                 "VAELoader": "vae_name"}
+LOADER_DIRS = {"CheckpointLoaderSimple": "checkpoints", "UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders",
+               "VAELoader": "vae"}
 
 
 def _sources() -> dict[str, dict]:
@@ -113,16 +116,22 @@ def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_c
         if n["type"] in MODEL_LOADERS:
             declared = n["properties"].get("models") or []
             assert [m["name"] for m in declared] == n["widgets_values"][:1]
-            assert all(m["url"].startswith("https://") and m["directory"] == "checkpoints" for m in declared)
+            assert all(m["url"].startswith("https://") and m["directory"] == LOADER_DIRS[n["type"]] for m in declared)
     # validates with an empty input/ folder (the random checkpoint swapped in, as the headless tests do)
     empty = tmp_path / "input"
     empty.mkdir()
     run_workflow.setup_comfy(None, str(empty), [str(Path(sd15_ckpt).parent.parent)], None)
     prompt, fmt = run_workflow.load_workflow(str(path))
     assert fmt == "ui"
+    from support.dit_files import wan_model_files  # the random Wan files (tests/test_dit_attention_workflows.py)
+
+    swap = {"CheckpointLoaderSimple": "random_sd15.safetensors"}
+    if any(node["class_type"] in ("UNETLoader", "CLIPLoader", "VAELoader") for node in prompt.values()):
+        files = wan_model_files(sd15_ckpt)
+        swap.update({"UNETLoader": files["unet_name"], "CLIPLoader": files["clip_name"], "VAELoader": files["vae_name"]})
     for node in prompt.values():
         if node["class_type"] in MODEL_LOADERS:
-            node["inputs"][MODEL_LOADERS[node["class_type"]]] = "random_sd15.safetensors"
+            node["inputs"][MODEL_LOADERS[node["class_type"]]] = swap[node["class_type"]]
     valid, error, outputs, node_errors = asyncio.run(__import__("execution").validate_prompt("t", prompt, None))
     assert valid, run_workflow.format_validation_errors(prompt, error, node_errors)
     assert outputs
