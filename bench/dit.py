@@ -3,13 +3,13 @@
 
 Every configuration samples the same 5-D latent with the same seed through ComfyUI's own ``KSampler``
 (euler, CFG 2: cond + uncond in one model call); a ``--steps``-step run divided by the steps is the per-step
-time. The configurations run interleaved, round by round (``bench/_common.time_rounds``), so each patch and
-its baseline see the same load on a shared machine; a ratio is the median, min and max of the per-round
-ratios (>= 5 rounds). Torch runs on ``--threads`` threads (1 by default).
+time. Each patch is timed in ``--pairs`` interleaved (baseline, patched) pairs, the order alternating pair by
+pair, so both runs of a pair see the same load on a shared machine; its ratio is the median, min and max of the
+per-pair ratios (>= 5 pairs). Torch runs on ``--threads`` threads (1 by default).
 
     .venv/bin/python bench/dit.py           # tiny (dim 64, 2 layers) and mid (dim 512, 8 layers) Wan
                                             # -> bench/results/dit.json
-    .venv/bin/python bench/dit.py --quick   # tiny only, 1 step, 5 rounds, no memory subprocesses; checks
+    .venv/bin/python bench/dit.py --quick   # tiny only, 1 step, 5 pairs, no quality runs; checks
                                             # the invariants, writes nothing unless --out is given
 
 Patches and baselines:
@@ -21,8 +21,8 @@ Patches and baselines:
 - ``noise``: BaseResidualNoiseModel (initial shared base noise) vs unpatched. Target <= 1.02.
 - ``smoothing``: MotionSmoothingPatch vs unpatched. Target <= 1.02.
 
-Peak memory: each configuration also runs once in a fresh subprocess, which reports its peak RSS
-(``ru_maxrss``) after one sampling run; ``extra_rss_mib`` is that minus the unpatched (or windows-only) run's.
+Memory: the peak RSS growth during one sampling run of each configuration (RSS sampled every millisecond),
+and each patch's growth minus its baseline's; ``cache_bytes``: what the patches hold between model calls.
 
 Quality (``--quality``, on by default in the full run): seam and colour drift across window boundaries,
 tiny Wan, 17 latent frames in windows of 5 with overlap 1, time-ordered noise (AR(1) along latent time,
@@ -41,7 +41,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -175,20 +175,43 @@ def check_invariants(F, pack, fx, cfgs, steps: int) -> list[str]:
     return broken
 
 
-def time_size(F, pack, size: str, steps: int, repeat: int, warmup: int) -> dict:
+def time_pairs(run: dict, pairs: dict, n_pairs: int, warmup: int) -> dict:
+    """Per patch: ``n_pairs`` interleaved (baseline, patched) runs, the order alternating pair by pair, so that
+    both runs of a pair see the same load; the ratio of each pair, then their median, min and max."""
+    for fn in run.values():
+        for _ in range(warmup):
+            fn()
+    rounds = {name: [] for name in run}
+    out = {}
+    for p, b in pairs.items():
+        tb, tp = [], []
+        for i in range(n_pairs):
+            for name, acc in (((b, tb), (p, tp)) if i % 2 == 0 else ((p, tp), (b, tb))):
+                t = time.perf_counter()
+                run[name]()
+                acc.append(time.perf_counter() - t)
+        rounds[b] += tb
+        rounds[p] += tp
+        out[p] = ratio_stats(tp, tb) | {"baseline": b}
+    return out, rounds
+
+
+def time_size(F, pack, size: str, steps: int, n_pairs: int, warmup: int) -> dict:
     fx, cfgs, pairs, errors = build_configs(F, pack, size)
 
     def runner(name):
         model, lat = cfgs[name]
         return lambda: F.sample_ksampler(model, fx.positive, fx.negative, lat, steps=steps)
 
-    rounds = time_rounds({name: runner(name) for name in cfgs}, repeat=repeat, warmup=warmup)
-    out = {"per_step_s": {n: round(statistics.median(r) / steps, 5) for n, r in rounds.items()},
-           "ratios": {p: ratio_stats(rounds[p], rounds[b]) | {"baseline": b} for p, b in pairs.items()},
-           "not_run": errors, "latent": list(fx.latent["samples"].shape),
+    run = {name: runner(name) for name in cfgs}
+    ratios, rounds = time_pairs(run, pairs, n_pairs, warmup)
+    out = {"per_step_s": {n: round(statistics.median(r) / steps, 5) for n, r in rounds.items() if r},
+           "ratios": ratios, "not_run": errors, "latent": list(fx.latent["samples"].shape),
            "windowed_latent": list(cfgs["windows"][1]["samples"].shape),
            "config": F.unet_config("wan21_t2v", size)}
     out["config"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in out["config"].items()}
+    out["memory"] = peak_memory(run, pairs)
+    out["cache_bytes"] = cache_bytes(out["config"], fx.latent["samples"].shape)
     out["broken"] = check_invariants(F, pack, fx, cfgs, steps=min(steps, 2))
     return out
 
@@ -209,37 +232,52 @@ def targets(results: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
-# peak memory, one fresh process per configuration
+# memory
 # ------------------------------------------------------------------------------------------------
-def _memory_child(size: str, name: str, steps: int, threads: int) -> None:
-    import resource
-
-    import torch
-
-    torch.set_num_threads(threads)
-    F, pack = _env()
-    fx, cfgs, _, _ = build_configs(F, pack, size)
-    model, lat = cfgs[name]
-    for other in list(cfgs):
-        if other != name:
-            del cfgs[other]
-    F.sample_ksampler(model, fx.positive, fx.negative, lat, steps=steps)
-    print(json.dumps({"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def peak_memory(size: str, names: list[str], pairs: dict, steps: int, threads: int) -> dict:
-    peaks = {}
-    for name in names:
-        p = subprocess.run([sys.executable, __file__, "--memory-child", size, name, "--steps", str(steps),
-                            "--threads", str(threads)], capture_output=True, text=True, cwd=ROOT,
-                           env={**os.environ, "DIT_BENCH_NODES": "0"})
-        line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-        peaks[name] = json.loads(line[-1])["peak_rss_mib"] if line else f"failed: {p.stderr[-300:]}"
-    out = {"peak_rss_mib": peaks, "extra_rss_mib": {}}
-    for name, base in pairs.items():
-        if isinstance(peaks.get(name), float) and isinstance(peaks.get(base), float):
-            out["extra_rss_mib"][name] = round(peaks[name] - peaks[base], 1)
-    return out
+def peak_memory(run: dict, pairs: dict) -> dict:
+    """Peak RSS growth during one sampling run of each configuration (RSS sampled every millisecond by a thread,
+    minus the RSS just before the run, after gc), and each patch's growth minus its baseline's. On a CPU the
+    allocator keeps freed pages, so these are upper bounds of what a run needs beyond what is already held."""
+    import gc
+    import threading
+
+    out = {}
+    for name, fn in run.items():
+        gc.collect()
+        base = _rss()
+        peak = [base]
+        stop = threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                peak[0] = max(peak[0], _rss())
+                time.sleep(0.001)
+
+        th = threading.Thread(target=watch)
+        th.start()
+        try:
+            fn()
+        finally:
+            stop.set()
+            th.join()
+        out[name] = round((max(peak[0], _rss()) - base) / 2**20, 2)
+    return {"run_growth_mib": out,
+            "extra_vs_baseline_mib": {p: round(out[p] - out[b], 2) for p, b in pairs.items()}}
+
+
+def cache_bytes(config: dict, latent_shape) -> dict:
+    """What the patches hold between model calls (float32): the reference bank (K and V of one latent frame per
+    block) and the cross-window anchor cache (K and V of one latent frame per block and CFG branch set)."""
+    pt, ph, pw = config["patch_size"]
+    tokens = (latent_shape[3] // ph) * (latent_shape[4] // pw)
+    per_block = 2 * tokens * config["dim"] * 4
+    return {"reference_bank": per_block * config["num_layers"],
+            "cross_window_anchor": per_block * config["num_layers"] * 2}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -303,35 +341,26 @@ def quality(F, pack, steps: int = 8, seeds=(0, 1, 2)) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--pairs", type=int, default=7, help="interleaved (baseline, patched) pairs per patch (>= 5)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sizes", default="tiny,mid")
-    ap.add_argument("--quick", action="store_true", help="tiny only, 1 step, no memory or quality runs; no file "
+    ap.add_argument("--quick", action="store_true", help="tiny only, 1 step, 5 pairs, no quality runs; no file "
                                                           "written unless --out")
     ap.add_argument("--no-quality", action="store_true")
     ap.add_argument("--out", default=None, help="results file (default bench/results/dit.json; none in --quick)")
-    ap.add_argument("--memory-child", nargs=2, metavar=("SIZE", "CONFIG"), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.memory_child:
-        _memory_child(args.memory_child[0], args.memory_child[1], args.steps, args.threads)
-        return 0
     F, pack = _env()
     sizes = ["tiny"] if args.quick else args.sizes.split(",")
     steps = 1 if args.quick else args.steps
-    results = {}
-    for size in sizes:
-        results[size] = time_size(F, pack, size, steps, max(args.repeat, 5), 0 if args.quick else args.warmup)
-        if not args.quick:
-            pairs = {p: r["baseline"] for p, r in results[size]["ratios"].items()}
-            names = ["unpatched", "windows"] + list(pairs)
-            results[size]["memory"] = peak_memory(size, names, pairs, steps, args.threads)
+    n_pairs = 5 if args.quick else max(args.pairs, 5)
+    results = {size: time_size(F, pack, size, steps, n_pairs, 0 if args.quick else args.warmup) for size in sizes}
     data = {"sizes": results, "targets": targets(results), "steps": steps, "threads": args.threads,
-            "rounds": max(args.repeat, 5)}
+            "pairs": n_pairs}
     if not args.quick and not args.no_quality:
         data["quality"] = quality(F, pack)
     broken = [f"{s}: {b}" for s, r in results.items() for b in r["broken"]]

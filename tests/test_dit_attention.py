@@ -12,7 +12,7 @@ import torch
 
 from support import families as F
 
-REF_FAMILIES = ("wan21_t2v", "wan22_t2v", "hunyuan15_t2v")
+REF_FAMILIES = ("wan21_t2v", "wan22_t2v", "wan22_ti2v_5b", "hunyuan15_t2v")
 
 
 @pytest.fixture(scope="module")

@@ -420,8 +420,8 @@ class DitReferenceWriter:
                 v = v[:, :, :1]
             return v
 
-        t1 = one(t) if torch.is_tensor(t) and t.ndim == 1 else t[row:row + 1]
-        x_ref = base_model.model_sampling.noise_scaling(t1.reshape(-1), noise, ref)
+        t1 = t.reshape(t.shape[0], -1)[row:row + 1, 0]   # this row's sigma ([1]; per-token timesteps: the first)
+        x_ref = base_model.model_sampling.noise_scaling(t1, noise, ref)
         bank = DitReferenceBank(sigma)
         to = {k: v for k, v in transformer_options.items() if k not in (DIT_BANKS_KEY, "context_window")}
         to["cond_or_uncond"] = [branches[j]]
