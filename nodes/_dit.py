@@ -22,7 +22,7 @@ def _samples(latent, node: str, name: str, ndims: tuple, layout: str):
 def reference_on_dit(node: str, model, reference, video_latent, strength, style_fidelity, attention_weight, adain_weight,
                      start_percent, end_percent, anchor_first_frame, concat_reference, noise_seed):
     """(patched model, video LATENT) for a DiT video model; inputs already range-checked by the node."""
-    require_family(model, node)
+    fam = require_family(model, node)
     ref = _samples(reference, node, "reference", (4, 5), "an image latent [1, C, H, W] or a video latent [B, C, T, H, W]")
     vid = _samples(video_latent, node, "video_latent", (5,), "a video latent [B, C, T, H, W] (e.g. EmptyHunyuanLatentVideo)")
     check_same_device(ref, vid, node, "reference", "video_latent")
@@ -40,6 +40,9 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
                                                           "turn it off for DiT video models")
     if strength == 0:
         return model.clone(), video_latent
+    check(not (anchor_first_frame and fam.name == "hunyuan_video"), node, "anchor_first_frame",
+          "HunyuanVideo 1.5 in ComfyUI 0.3.75 fails on any latent with a noise mask (its concat conditioning takes "
+          "the mask's channels), and the anchor is one; turn it off for this model")
     m = apply_reference_dit(model, ref5, strength, style_fidelity, attention_weight, start_percent, end_percent,
                             bool(anchor_first_frame), int(noise_seed), node=node)
     return m, reference_video_latent_5d(video_latent, ref5, bool(anchor_first_frame))
