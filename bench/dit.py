@@ -29,7 +29,9 @@ tiny Wan, 17 latent frames in windows of 5 with overlap 1, time-ordered noise (A
 rho 0.9, unit variance), 8 steps; windows alone vs with cross-window anchor attention (first / sparse_causal).
 ``seam_ratio`` = mean |x[b] - x[b-1]| over the window starts b divided by that over all other adjacent
 pairs (1 = no seam); ``colour_drift`` = RMS over channels of the per-channel spatial mean of each frame
-minus frame 0's, averaged over the last window's frames. Random weights: these figures say whether the
+minus frame 0's, averaged over the last window's frames; ``overlap_disagreement`` = how much consecutive windows'
+model outputs differ on their shared latent frame before the fuse (relative mean |difference|; what cross-window
+attention directly acts on). Random weights: these figures say whether the
 mechanism pulls windows together, not what a trained model's video looks like.
 
 Invariants (exit status 1 when one breaks): every output finite; strength 0 bit-identical to unpatched; the
@@ -314,6 +316,44 @@ def seam_metrics(x, starts: list[int]) -> dict:
             "colour_drift_per_frame": [round(float(v), 4) for v in drift]}
 
 
+def _window_outputs(model):
+    """A clone whose APPLY_MODEL outputs are recorded per call with the call's context window (an official
+    wrapper, on the clone): [(sigma, window frames, output)]."""
+    from comfy.patcher_extension import WrappersMP
+
+    outs = []
+
+    def rec(executor, x, t, *args, **kwargs):
+        o = executor(x, t, *args, **kwargs)
+        to = args[3] if len(args) > 3 else kwargs.get("transformer_options", {})
+        win = (to or {}).get("context_window")
+        if win is not None and x.shape[2] == len(win.index_list):
+            outs.append((float(t.max()), tuple(int(i) for i in win.index_list), o.detach().clone()))
+        return o
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, "bench.window_outputs", rec)
+    return m, outs
+
+
+def overlap_disagreement(outs) -> float:
+    """How much consecutive windows disagree on the latent frames they share, before the fuse: mean over steps
+    and window pairs of |out_a[f] - out_b[f]| over the shared frames f, relative to the mean |out|."""
+    vals = []
+    by_sigma = {}
+    for sigma, idx, o in outs:
+        by_sigma.setdefault(sigma, []).append((idx, o))
+    for wins in by_sigma.values():
+        for (ia, oa), (ib, ob) in zip(wins, wins[1:]):
+            shared = sorted(set(ia) & set(ib))
+            if not shared:
+                continue
+            a = oa[:, :, [ia.index(f) for f in shared]]
+            b = ob[:, :, [ib.index(f) for f in shared]]
+            vals.append(float((a - b).abs().mean() / (0.5 * (a.abs().mean() + b.abs().mean()))))
+    return round(statistics.mean(vals), 5) if vals else float("nan")
+
+
 def quality(F, pack, steps: int = 8, seeds=(0, 1, 2)) -> dict:
     from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
 
@@ -327,11 +367,13 @@ def quality(F, pack, steps: int = 8, seeds=(0, 1, 2)) -> dict:
         variants[mode] = _unwrap(CrossStreamAttention.execute(wm, mode, "first", 0, 1.0, True, True, True, 0, 0.0, 1.0))[0]
     out = {}
     for name, model in variants.items():
-        per = [seam_metrics(F.sample_custom_advanced(model, fx.positive, fx.negative, fx.latent,
-                                                     noise=TimeOrderedNoise(s), steps=steps), starts) for s in seeds]
-        out[name] = {"seam_ratio": round(statistics.mean(p["seam_ratio"] for p in per), 4),
-                     "colour_drift_last_window": round(statistics.mean(p["colour_drift_last_window"] for p in per), 4),
-                     "per_seed": per}
+        per = []
+        for s in seeds:
+            m, outs = _window_outputs(model)
+            x = F.sample_custom_advanced(m, fx.positive, fx.negative, fx.latent, noise=TimeOrderedNoise(s), steps=steps)
+            per.append(seam_metrics(x, starts) | {"overlap_disagreement": overlap_disagreement(outs)})
+        out[name] = {k: round(statistics.mean(p[k] for p in per), 4)
+                     for k in ("seam_ratio", "colour_drift_last_window", "overlap_disagreement")} | {"per_seed": per}
     out["setup"] = {"latent": list(fx.latent["samples"].shape), "windows": "WanContextWindowsManual 17 px (5 latent), "
                     "overlap 1 px (1 latent), standard_static, pyramid", "window_starts": starts, "steps": steps,
                     "seeds": list(seeds), "noise": "AR(1) along latent time, rho 0.9"}
