@@ -30,7 +30,7 @@ models:           ## write (once) the random-weight SD1.5 checkpoint used by tes
 	$(PY) -c "import sys; sys.path.insert(0, '.'); from tools.fixtures import random_sd15_checkpoint as r; print(r())"
 
 bench:            ## every benchmark; each writes bench/results/*.json
-	for b in bench/noise.py bench/interpolation.py bench/iterative.py bench/attention.py bench/motion.py; do \
+	for b in bench/noise.py bench/interpolation.py bench/iterative.py bench/attention.py bench/motion.py bench/dit.py; do \
 	  [ -f $$b ] && $(PY) $$b || exit 1; done
 
 clean:
