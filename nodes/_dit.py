@@ -49,9 +49,12 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
 
 
 def cross_stream_on_dit(node: str, model, mode, anchor, anchor_index, strength, input_blocks, middle_block,
-                        output_blocks, start_percent, end_percent):
-    """The patched model for a DiT video model: cross-window anchor attention under core context windows."""
+                        output_blocks, start_percent, end_percent, min_level=0):
+    """The patched model for a DiT video model: cross-window anchor attention under core context windows.
+    input/middle/output_blocks choose the first/middle/last third of the DiT's blocks."""
     require_family(model, node)
+    check(min_level == 0, node, "min_level", "a DiT's blocks all work at one resolution; leave min_level at 0 "
+                                             "(input/middle/output_blocks choose the first/middle/last third of them)")
     if strength == 0:
         return model.clone()
     return apply_cross_window(model, mode, anchor, int(anchor_index), strength, bool(input_blocks), bool(middle_block),

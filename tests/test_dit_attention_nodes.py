@@ -118,4 +118,6 @@ def test_cross_stream_node_on_wan_context_windows(comfy, pack):
     assert torch.equal(F.sample_ksampler(m0, fx.positive, fx.negative, fx.latent, steps=2), base)
     with pytest.raises(Err, match=r"\[CrossStreamAttention\] input 'mode'.*U-Net mode"):
         Cross.execute(wm, "mutual", "first", 0, 1.0)
+    with pytest.raises(Err, match=r"\[CrossStreamAttention\] input 'min_level'"):
+        Cross.execute(wm, "anchor", "first", 0, 1.0, min_level=1)
     F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))
