@@ -101,7 +101,7 @@ def _sample(comfy, model, cond, frames: int, size: int, steps: int, seed: int):
 
 def bench_step_ratio(comfy, N, model, cond, frames: int, size: int, steps: int, repeats: int) -> dict:
     """``repeats`` interleaved (plain, patched) pairs; the order inside a pair alternates."""
-    from coherent_video.model_patches.motion_hooks import MotionSmoothingPostCFG
+    from coherent_video.model_patches.hooks.motion import MotionSmoothingPostCFG
 
     patched = N.MotionSmoothingPatch.execute(model, 0.5).args[0]
     _sample(comfy, model, cond, frames, size, 1, 0)  # warm-up: load weights, allocate

@@ -17,7 +17,7 @@ frame r = eps^c_{N-1} like the conditional of an AR(1) chain given its last valu
 eps^{c+1}_k = a^{k-M+1} r + sqrt(1 - a^{2(k-M+1)}) eta_k with a = s/sqrt(1+s^2) (see
 :func:`forward_reuse_noise`).
 
-No ``comfy`` import here; the sampling loop that uses these functions is in ``reuse_hooks.py``.
+No ``comfy`` import here; the sampling loop that uses these functions is in ``hooks/reuse.py``.
 """
 from __future__ import annotations
 

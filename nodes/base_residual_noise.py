@@ -10,7 +10,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..model_patches.noise import MODES, parse_schedule
-from ..model_patches.noise_hooks import BaseResidualNoiseGenerator, NoiseSettings, patch_model
+from ..model_patches.hooks.noise import BaseResidualNoiseGenerator, NoiseSettings, patch_model
 from ._common import CATEGORY, NodeInputError, check_model, check_range, node_id
 
 

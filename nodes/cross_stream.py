@@ -2,14 +2,14 @@
 
 Training-free stand-in for DSDN's content/motion cross-transformer: cross-frame attention to an
 anchor frame (Text2Video-Zero), sparse-causal attention (after Tune-A-Video, own keys kept) or a mutual exchange with
-the temporal-mean content stream. Math: ``model_patches/attention.py``; hooks: ``attention_hooks.py``.
+the temporal-mean content stream. Math: ``model_patches/attention.py``; hooks: ``hooks/cross_stream.py``.
 """
 from __future__ import annotations
 
 from comfy_api.latest import io
 
 from ..model_patches.attention import ANCHOR_MODES, CROSS_MODES
-from ..model_patches.attention_hooks import apply_cross_stream
+from ..model_patches.hooks.cross_stream import apply_cross_stream
 from ._common import CATEGORY, NodeInputError, check, check_model, check_range, node_id
 
 NODE = "CrossStreamAttention"

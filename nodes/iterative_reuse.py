@@ -12,7 +12,7 @@ import torch
 from comfy_api.latest import io
 
 from ..model_patches.reuse import OVERLAP_MODES, clip_count, frame_dim_of
-from ..model_patches.reuse_hooks import sample_iterative_reuse
+from ..model_patches.hooks.reuse import sample_iterative_reuse
 from ._common import (CATEGORY, NodeInputError, check, check_conditioning, check_frames, check_memory, check_model,
                       check_range, node_id)
 

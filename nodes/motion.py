@@ -1,6 +1,6 @@
 """DSDN content/motion streams: decompose, edit, recombine, and smooth motion inside the sampler.
 
-Math in ``model_patches/motion.py``; the sampler hook in ``model_patches/motion_hooks.py``.
+Math in ``model_patches/motion.py``; the sampler hook in ``model_patches/hooks/motion.py``.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from comfy_api.latest import io
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..model_patches import motion as mm
-from ..model_patches.motion_hooks import patch_motion_smoothing
+from ..model_patches.hooks.motion import patch_motion_smoothing
 from ._common import CATEGORY, NodeInputError, check, check_finite, check_model, check_range, node_id
 
 MotionType = io.Custom("COHERENT_MOTION")  # prefixed: "MOTION" is used by other packs

@@ -2,13 +2,13 @@
 
 Training-free stand-in for VideoGen's reference-image conditioning: reference-only attention
 (frames attend to their own tokens and the reference's), AdaIN, and an optional frame-0 anchor.
-The math is in ``model_patches/attention.py``; the hooks in ``model_patches/attention_hooks.py``.
+The math is in ``model_patches/attention.py``; the hooks in ``model_patches/hooks/reference.py``.
 """
 from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..model_patches.attention_hooks import apply_reference
+from ..model_patches.hooks.reference import apply_reference
 from ._common import (CATEGORY, NodeInputError, check, check_frames, check_model, check_range, check_same_device,
                       node_id)
 

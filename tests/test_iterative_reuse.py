@@ -25,7 +25,7 @@ def reuse(pack):
 
 @pytest.fixture(scope="module")
 def hooks(pack, comfy):
-    import coherent_video.model_patches.reuse_hooks as m
+    import coherent_video.model_patches.hooks.reuse as m
 
     return m
 

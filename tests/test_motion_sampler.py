@@ -52,7 +52,7 @@ def test_insampler_input_model_unchanged_on_error_inside_the_hook(parts, tiny_mo
     hook's class is swapped for one that raises after calling it): sampling stops with that error and
     the input model is unchanged."""
     comfy, N, _ = parts
-    from coherent_video.model_patches.motion_hooks import MotionSmoothingPostCFG
+    from coherent_video.model_patches.hooks.motion import MotionSmoothingPostCFG
 
     calls = []
 
@@ -77,7 +77,7 @@ def test_insampler_input_model_unchanged_on_error_inside_the_hook(parts, tiny_mo
 
 def test_post_cfg_hook_layouts_and_range(parts):
     _, _, mm = parts
-    from coherent_video.model_patches.motion_hooks import MotionSmoothingPostCFG
+    from coherent_video.model_patches.hooks.motion import MotionSmoothingPostCFG
 
     hook = MotionSmoothingPostCFG(0.5, 1.0, sigma_start=10.0, sigma_end=1.0)
     x4 = torch.randn(6, 4, 5, 5)

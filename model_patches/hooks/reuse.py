@@ -32,7 +32,7 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 
-from .reuse import (forward_reuse_noise, frame_dim_of, overlap_order, overlap_sources, place_clip, plan_clips,
+from ..reuse import (forward_reuse_noise, frame_dim_of, overlap_order, overlap_sources, place_clip, plan_clips,
                     reverse_reuse_noise, staged_guidance_steps)
 
 WRAPPER_KEY = "coherent_video.iterative_reuse"

@@ -17,8 +17,8 @@ import torch
 import comfy.patcher_extension
 import comfy.sample
 
-from .errors import NodeInputError
-from .noise import correlated_noise, derived_seed, resolve_key_frame
+from ..errors import NodeInputError
+from ..noise import correlated_noise, derived_seed, resolve_key_frame
 
 NODE = "BaseResidualNoise"
 WRAPPER_KEY = "coherent_video.base_residual_noise"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .motion import apply_frame_operator, motion_smoothing_matrix
+from ..motion import apply_frame_operator, motion_smoothing_matrix
 
 
 def frame_axis(x: torch.Tensor) -> int:
