@@ -4,11 +4,11 @@ The nodes call these when their MODEL is a DiT video model; the hooks are in ``m
 """
 from __future__ import annotations
 
-from ..model_patches.hooks.dit import (apply_cross_window, apply_reference_dit, as_video_reference, is_video_dit,
+from ..model_patches.hooks.dit import (apply_cross_window, apply_reference_dit, as_video_reference,
                                        reference_video_latent_5d, require_family)
 from ._common import NodeInputError, check, check_frames, check_same_device
 
-__all__ = ["is_video_dit", "reference_on_dit", "cross_stream_on_dit"]
+__all__ = ["reference_on_dit", "cross_stream_on_dit"]
 
 
 def _samples(latent, node: str, name: str, ndims: tuple, layout: str):

@@ -10,6 +10,8 @@ from comfy_api.latest import io
 
 from ..model_patches.attention import ANCHOR_MODES, CROSS_MODES
 from ..model_patches.hooks.cross_stream import apply_cross_stream
+from ..model_patches.hooks.blocks import architecture
+from ._dit import cross_stream_on_dit
 from ._common import CATEGORY, NodeInputError, check, check_model, check_range, node_id
 
 NODE = "CrossStreamAttention"
@@ -27,7 +29,11 @@ class CrossStreamAttention(io.ComfyNode):
                         "content stream), the first + previous frame (sparse-causal), or a mutual exchange with the "
                         "temporal-mean content stream. Frames are the batch axis.",
             inputs=[
-                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net model. It is cloned; the input model is not changed."),
+                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net, or a Wan 2.1/2.2 or HunyuanVideo 1.5 video model: "
+                                                "under core context windows every window then also attends to the "
+                                                "anchor frame (anchor) or the first and previous frames "
+                                                "(sparse_causal) of earlier windows. It is cloned; the input model is "
+                                                "not changed."),
                 io.Combo.Input("mode", options=list(CROSS_MODES), default="anchor",
                                tooltip="anchor: every frame also attends to the anchor frame. sparse_causal: to the first "
                                        "and the previous frame. mutual: to the temporal mean of all frames (content "
@@ -71,6 +77,10 @@ class CrossStreamAttention(io.ComfyNode):
               "no block section selected; enable input_blocks, middle_block or output_blocks")
         if strength == 0:
             return io.NodeOutput(model.clone())  # strength 0: nothing installed, the model unchanged
+        if architecture(model) == "dit":  # Wan / HunyuanVideo 1.5: cross-window anchor attention under core context windows
+            return io.NodeOutput(cross_stream_on_dit(NODE, model, mode, anchor, int(anchor_index), strength, input_blocks,
+                                                     middle_block, output_blocks, start_percent, end_percent,
+                                                     min_level))
         return io.NodeOutput(apply_cross_stream(model, mode, anchor, int(anchor_index), strength, bool(input_blocks),
                                                 bool(middle_block), bool(output_blocks), int(min_level),
                                                 start_percent, end_percent, node=NODE))

@@ -80,3 +80,11 @@ def unet_blocks(model, node: str):
         raise NodeInputError(node, "model", "no U-Net self-attention blocks found; only SD1.x/SD2/SDXL-style "
                                             "U-Nets (input/middle/output blocks with SpatialTransformers) are supported")
     return dm, blocks
+
+
+def architecture(model) -> str:
+    """``"dit"`` for a DiT video model (Wan, HunyuanVideo, LTX-Video; their blocks: :mod:`.dit`), else ``"unet"``.
+    The nodes ask this rather than looking at the model themselves."""
+    from .dit import is_video_dit
+
+    return "dit" if is_video_dit(model) else "unet"

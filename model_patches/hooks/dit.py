@@ -35,7 +35,7 @@ import torch
 from comfy.patcher_extension import WrappersMP
 
 from ..attention import branch_weights, batch_layout
-from ..attention_hooks import sigma_bounds
+from .state import sigma_bounds
 from ..dit_attention import DitExtension, extended_attention, extension_positions, frame_tokens, pad_mask, rotate_time
 from ..errors import NodeInputError
 
