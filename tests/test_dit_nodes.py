@@ -125,3 +125,25 @@ def test_motion_nodes_along_t_of_a_sampled_video(fx):
     assert roughness(smoothed["samples"]) < roughness(x)
     clamped = F.run_node("MotionCombiner", content, F.run_node("MotionClamp", motion, 0.5)[0])[0]["samples"]
     assert clamped.shape == x.shape and torch.isfinite(clamped).all()
+
+
+# ------------------------------------------------------------------------------------- Wan 2.2 A14B: two experts
+def test_wan22_two_experts_noise_on_the_high_noise_expert():
+    """Wan 2.2 A14B samples with a high-noise and a low-noise expert in two KSamplerAdvanced (the second with
+    add_noise disabled). BaseResidualNoiseModel on the first shapes the initial noise; on the second it has no
+    noise to change and is a no-op."""
+    import nodes
+
+    high, pos, neg, lat = F.build("wan22_t2v", frames=T, seed=0)
+    low = F.build_model("wan22_t2v", seed=1)
+    ksa = nodes.KSamplerAdvanced()
+
+    def two_experts(h, lo):
+        mid = ksa.sample(h, "enable", 3, 4, 2.0, "euler", "simple", pos, neg, lat, 0, 2, "enable")[0]
+        return ksa.sample(lo, "disable", 3, 4, 2.0, "euler", "simple", pos, neg, mid, 2, 4, "disable")[0]["samples"]
+
+    plain = two_experts(high, low)
+    patch = lambda m: F.run_node("BaseResidualNoiseModel", m, "shared", 0.5, 1.0, -1, True, False, "")[0]  # noqa: E731
+    assert torch.equal(two_experts(high, patch(low)), plain)
+    out = two_experts(patch(high), low)
+    assert out.shape == plain.shape and not torch.equal(out, plain)
