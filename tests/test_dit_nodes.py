@@ -147,3 +147,17 @@ def test_wan22_two_experts_noise_on_the_high_noise_expert():
     assert torch.equal(two_experts(high, patch(low)), plain)
     out = two_experts(patch(high), low)
     assert out.shape == plain.shape and not torch.equal(out, plain)
+
+
+@pytest.mark.parametrize("family", F.MAIN_VIDEO_FAMILIES)
+@pytest.mark.parametrize("mode,back", [("forward", 0), ("reversed_drop", 2)])
+def test_iterative_reuse_seam_direction_on_time_ordered_noise(family, mode, back):
+    """Forward continuity on 5-D latents: with time-ordered (progressive) noise, the first latent frame after a
+    seam is closest to the last one before it in forward mode; the paper's reversed drop jumps back M frames."""
+    n, m = 6, 2
+    model, pos, neg, lat = F.build(family, frames=n)
+    noise = F.run_node("BaseResidualNoise", 4, "progressive", 0.5, 3.0, -1, "")[0]
+    out = reuse(model, pos, neg, lat, total_frames=2 * n - m, overlap=m, overlap_mode=mode, noise=noise, steps=3,
+                guidance_ratio=0.4)
+    dist = [(out[:, :, n] - out[:, :, i]).pow(2).mean().item() for i in range(n)]
+    assert dist.index(min(dist)) == n - 1 - back, dist
