@@ -161,3 +161,40 @@ def test_iterative_reuse_seam_direction_on_time_ordered_noise(family, mode, back
                 guidance_ratio=0.4)
     dist = [(out[:, :, n] - out[:, :, i]).pow(2).mean().item() for i in range(n)]
     assert dist.index(min(dist)) == n - 1 - back, dist
+
+
+def _reuse_hooks():
+    import importlib
+
+    for name in ("coherent_video.model_patches.hooks.reuse", "coherent_video.model_patches.reuse_hooks"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError("no reuse hooks module")
+
+
+@pytest.mark.parametrize("family", ["wan21_t2v", "ltxv"])
+def test_dsg_replays_the_recorded_trajectory_on_latent_frames(family):
+    """DSG on dim 2: while guided, the re-traced overlap latent frames of clip 1 equal the recorded states of the
+    latent frames they re-trace (N-M+k in forward order) bit for bit; afterwards they evolve freely."""
+    import coherent_video.model_patches.reuse as reuse_math
+
+    n, m, steps, g = 4, 2, 4, 0.75
+    model, pa, neg, lat = F.build(family, frames=n)
+    pb = F.conditioning(family, seed=40)
+    clips = F.run_node("PerClipConditioning", pb, 1, F.run_node("PerClipConditioning", pa, 1)[0])[0]
+    states = {}
+    _reuse_hooks().sample_iterative_reuse(
+        model, pa, neg, lat, total_frames=2 * n - m, overlap=m, noise_recycle=4.0, guidance_ratio=g, seed=3,
+        steps=steps, cfg=2.0, sampler_name="euler", scheduler="simple", clip_positives=clips, overlap_mode="forward",
+        step_callback=lambda c, s, x0, x: states.__setitem__((c, s), x.detach().clone()))
+    stage = reuse_math.staged_guidance_steps(steps, m, g)
+    assert stage == [3, 2]
+    for k, src in enumerate([n - m + k for k in range(m)]):
+        for s in range(steps):
+            ours, record = states[(1, s)][:, :, k], states[(0, s)][:, :, src]
+            if s < stage[k]:
+                assert torch.equal(ours, record), (k, s)
+            else:
+                assert float((ours - record).abs().max()) > 1e-4, (k, s)
