@@ -75,6 +75,58 @@ def ratio_stats(num: list, den: list) -> dict:
             "pairs": [round(x, 4) for x in r]}
 
 
+def anon_rss() -> int:
+    """Anonymous resident memory of this process in bytes (``RssAnon``): the heap and tensors, without the
+    file-backed pages (libraries, mapped weights) that the kernel evicts and reloads under memory pressure,
+    which make total RSS jump by tens of MiB on a loaded machine."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("RssAnon not in /proc/self/status")
+
+
+def settle_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so that a
+    following :func:`anon_rss` reading does not depend on what earlier work left in the allocator."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakAnonRss:
+    """Context manager: a thread samples :func:`anon_rss` every ``every`` seconds; ``.peak`` is the highest
+    value seen between enter and exit (torch kernels release the GIL, so sampling continues during them)."""
+
+    def __init__(self, every: float = 0.002):
+        import threading
+
+        self.every, self.peak, self._stop = every, 0, threading.Event()
+
+    def __enter__(self):
+        import threading
+
+        self.peak = anon_rss()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, anon_rss())
+            time.sleep(self.every)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, anon_rss())
+
+
 def machine() -> dict:
     import torch
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Our share of memory: how much peak RSS each patch adds to sampling a bundled SD1.5 workflow (CPU).
 
-    .venv/bin/python bench/patch_memory.py [--size 256] [--frames 16] [--steps 1]
+    .venv/bin/python bench/patch_memory.py [--size 256] [--frames 16] [--steps 1] [--rounds 5]
     -> bench/results/patch_memory.json
 
 The graph is the sampling part of the bundled SD1.5 workflows (workflows/*.json): the full-size SD1.5
@@ -12,9 +12,12 @@ once: a CheckpointLoaderSimple process peaks at 6.7 GB here), 77-token condition
 steps); IterativeReuseSampler replaces KSampler with two clips of ``frames`` frames (total
 2 x frames - overlap). CLIP and VAE are common to all graphs and left out.
 
-Each configuration runs in a fresh process, one after another, once untimed (one-time allocations)
-and then measured. A thread samples the process RSS
-(/proc/self/statm) every 2 ms while the sampler runs; ``sampling_peak`` = that peak minus the RSS just
+Each configuration runs in a fresh process, once untimed (one-time allocations) and then measured;
+``--rounds`` rounds run every configuration in turn (interleaved, so each patch and the unpatched
+baseline see the same load), and ``added`` is reported per patch as median [min, max] over the rounds of
+(patch - unpatched of the same round). A thread samples the process's anonymous RSS
+(``RssAnon`` in /proc/self/status: heap and tensors, not the file-backed pages the kernel evicts under
+memory pressure) every 2 ms while the sampler runs; ``sampling_peak`` = that peak minus the RSS just
 before sampling (model, CLIP and latents already in memory). ``added`` = a patch's sampling_peak minus the
 unpatched one. RSS is what the OS sees: allocator caching makes single runs differ by a few MiB, so
 figures under ~20 MiB are at the noise level.
@@ -26,41 +29,16 @@ import json
 import resource
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import PeakAnonRss, anon_rss, settle_memory  # noqa: E402
+
 CONFIGS = ["unpatched", "BaseResidualNoiseModel", "ReferenceImageCondition", "CrossStreamAttention",
            "MotionSmoothingPatch", "IterativeReuseSampler (2 clips)", "KSampler (2 clips' frames, for the sampler)"]
-
-
-def rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
-class PeakSampler:
-    def __init__(self, every: float = 0.002):
-        self.every, self.peak, self._stop = every, 0, threading.Event()
-
-    def __enter__(self):
-        self.peak = rss()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss())
-            time.sleep(self.every)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, rss())
 
 
 def child(config: str, size: int, frames: int, steps: int, threads: int) -> dict:
@@ -112,8 +90,9 @@ def child(config: str, size: int, frames: int, steps: int, threads: int) -> dict
         run = ksampler(model, {"samples": torch.zeros(2 * frames, 4, lat, lat)})
     with torch.inference_mode():
         run()  # one-time allocations (model load to the device, kernels) out of the measurement
-        before = rss()
-        with PeakSampler() as p:
+        settle_memory()
+    before = anon_rss()
+        with PeakAnonRss() as p:
             t = time.perf_counter()
             run()
             secs = time.perf_counter() - t
@@ -128,34 +107,47 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--configs", nargs="+", default=CONFIGS)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of all configurations")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
         print("RESULT " + json.dumps(child(args.child, args.size, args.frames, args.steps, args.threads)))
         return
-    rows = {}
+    import statistics
+
+    rounds = []
+    for r in range(args.rounds):
+        rows = {}
+        for cfg in args.configs:
+            cmd = [sys.executable, __file__, "--child", cfg, "--size", str(args.size), "--frames", str(args.frames),
+                   "--steps", str(args.steps), "--threads", str(args.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                err = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no result"
+                sys.exit(f"round {r}, {cfg}: FAILED {err}")
+            rows[cfg] = json.loads(line[7:])
+            print(f"round {r}: {cfg:45s} sampling peak {rows[cfg]['sampling_peak'] / 2**20:8.1f} MiB "
+                  f"(process peak {rows[cfg]['process_peak_rss'] / 2**20:8.1f} MiB, {rows[cfg]['seconds']:.0f} s)",
+                  flush=True)
+        rounds.append(rows)
+    if "unpatched" not in args.configs:
+        sys.exit("the unpatched configuration is the baseline: keep it in --configs")
+    added = {}
     for cfg in args.configs:
-        cmd = [sys.executable, __file__, "--child", cfg, "--size", str(args.size), "--frames", str(args.frames),
-               "--steps", str(args.steps), "--threads", str(args.threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            rows[cfg] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no result"}
-            print(f"{cfg}: FAILED {rows[cfg]['error']}", flush=True)
+        if cfg == "unpatched":
             continue
-        rows[cfg] = json.loads(line[7:])
-        print(f"{cfg:45s} sampling peak {rows[cfg]['sampling_peak'] / 2**20:8.1f} MiB "
-              f"(process peak {rows[cfg]['process_peak_rss'] / 2**20:8.1f} MiB, {rows[cfg]['seconds']:.0f} s)",
-              flush=True)
-    base = rows.get("unpatched", {}).get("sampling_peak")
-    added = {k: (v["sampling_peak"] - base if base is not None and "sampling_peak" in v else None)
-             for k, v in rows.items() if k != "unpatched"}
+        d = [(rows[cfg]["sampling_peak"] - rows["unpatched"]["sampling_peak"]) / 2**20 for rows in rounds]
+        added[cfg] = {"median": round(statistics.median(d), 1), "min": round(min(d), 1), "max": round(max(d), 1),
+                      "rounds": [round(x, 1) for x in d]}
     res = {"size": [args.size, args.size], "frames": args.frames, "steps": args.steps, "cfg": 7.0,
-           "threads": args.threads, "model": "full-size SD1.5 U-Net, random seeded weights (tools.fixtures.sd15_model), fp32 on CPU",
-           "runs": rows, "added_bytes": added,
-           "added_mib": {k: (None if v is None else round(v / 2**20, 1)) for k, v in added.items()},
+           "threads": args.threads, "rounds": args.rounds,
+           "model": "full-size SD1.5 U-Net, random seeded weights (sd15_model fixture), fp32 on CPU",
+           "runs": rounds, "added_mib": added,
+           "unpatched_sampling_peak_mib": [round(rows["unpatched"]["sampling_peak"] / 2**20, 1) for rows in rounds],
            "definition": "sampling_peak = peak RSS while the sampler runs - RSS just before it; added = patch's "
-                         "sampling_peak - unpatched sampling_peak (fresh process per configuration)",
+                         "sampling_peak - unpatched sampling_peak of the same round (fresh process per configuration "
+                         "and round), median [min, max] over the rounds",
            "command": "python bench/patch_memory.py " + " ".join(sys.argv[1:])}
     out = ROOT / "bench" / "results" / "patch_memory.json"
     out.write_text(json.dumps(res, indent=1) + "\n")

@@ -25,9 +25,11 @@ def A(pack):
 
 @pytest.fixture(scope="module")
 def H(pack, comfy):
-    import coherent_video.model_patches.attention_hooks as m
+    from types import SimpleNamespace
 
-    return m
+    from coherent_video.model_patches.hooks import chain, cross_stream, reference, state
+
+    return SimpleNamespace(chain=chain, cross_stream=cross_stream, reference=reference, state=state)
 
 
 def direct(q, k, v, heads=HEADS):
@@ -51,13 +53,14 @@ def options(H, branches, frames, sigma=5.0, **extra):
 
 
 def cross(H, mode="anchor", anchor="first", index=0, strength=1.0, uid="cs"):
-    return H.CrossStreamExtender(H.CrossStreamSettings(uid=uid, mode=mode, anchor=anchor, anchor_index=index,
-                                                       strength=strength, sigma_start=1e9, sigma_end=0.0))
+    settings = H.cross_stream.CrossStreamSettings(mode=mode, anchor=anchor, anchor_index=index, strength=strength)
+    return H.cross_stream.CrossStreamExtender(settings, uid, H.state.SigmaRange(None, None, (1e9, 0.0)))
 
 
 def reference(H, strength=1.0, style_fidelity=0.5, uid="ref"):
-    return H.ReferenceExtender(H.ReferenceSettings(uid=uid, strength=strength, style_fidelity=style_fidelity,
-                                                   sigma_start=1e9, sigma_end=0.0, seed=0, concat=False, write=True))
+    return H.reference.ReferenceExtender(H.reference.ActiveReference(
+        uid=uid, strength=strength, style_fidelity=style_fidelity, seed=0, concat=False, write=True,
+        sigmas=H.state.SigmaRange(None, None, (1e9, 0.0))))
 
 
 def expected_cross(q, k, v, branches, frames, mode, anchor_pos=0, strength=1.0, frame_index=None):
@@ -105,14 +108,16 @@ def test_layout_without_branches_is_one_branch(A):
 
 
 def test_index_helpers(A):
+    import coherent_video.model_patches.video as V
+
     assert A.previous_positions([4, 5, 6, 7]) == [0, 0, 1, 2]
     assert A.previous_positions([0, 1, 2]) == [0, 0, 1]
     assert A.local_position(6, [4, 5, 6]) == 2 and A.local_position(0, [4, 5, 6]) is None
     assert A.nearest_position(0, [4, 5, 6]) == 0 and A.nearest_position(9, [4, 5, 6]) == 2
-    assert A.resolve_anchor("center", 0, 16, range(16)) == 7 and A.resolve_anchor("center", 0, 15, range(15)) == 7
-    assert A.resolve_anchor("center", 0, None, [4, 5, 6, 7]) == 5
-    assert A.resolve_anchor("last", 0, 16, range(16)) == 15 and A.resolve_anchor("last", 0, None, [4, 5, 6]) == 6
-    assert A.resolve_anchor("index", 3, 16, range(16)) == 3 and A.resolve_anchor("first", 3, 16, range(16)) == 0
+    assert V.resolve_anchor("center", 0, 16, range(16)) == 7 and V.resolve_anchor("center", 0, 15, range(15)) == 7
+    assert V.resolve_anchor("center", 0, None, [4, 5, 6, 7]) == 5
+    assert V.resolve_anchor("last", 0, 16, range(16)) == 15 and V.resolve_anchor("last", 0, None, [4, 5, 6]) == 6
+    assert V.resolve_anchor("index", 3, 16, range(16)) == 3 and V.resolve_anchor("first", 3, 16, range(16)) == 0
 
 
 
@@ -212,7 +217,7 @@ def test_adain_matches_reference_statistics(A):
 @pytest.mark.parametrize("mode", ["anchor", "sparse_causal", "mutual"])
 def test_cross_stream_chain_matches_direct(H, branches, frames, mode):
     q, k, v = qkv(branches, frames, seed=frames)
-    chain = H.AttentionChain(KEY, (cross(H, mode),))
+    chain = H.chain.AttentionChain(KEY, (cross(H, mode),))
     got = chain(q, k, v, options(H, branches, frames))
     torch.testing.assert_close(got, expected_cross(q, k, v, branches, frames, mode), atol=2e-5, rtol=1e-4)
 
@@ -222,7 +227,7 @@ def test_cross_stream_chain_matches_direct(H, branches, frames, mode):
 def test_cross_stream_anchor_choice_and_blend(H, anchor, index, strength):
     branches, frames = (1, 0), 4
     q, k, v = qkv(branches, frames, seed=3)
-    got = H.AttentionChain(KEY, (cross(H, "anchor", anchor, index, strength),))(q, k, v, options(H, branches, frames))
+    got = H.chain.AttentionChain(KEY, (cross(H, "anchor", anchor, index, strength),))(q, k, v, options(H, branches, frames))
     pos = {"center": 1, "last": 3, "index": 1}[anchor]  # frames = 4: center (4-1)//2 = 1
     torch.testing.assert_close(got, expected_cross(q, k, v, branches, frames, "anchor", pos, strength),
                                atol=2e-5, rtol=1e-4)
@@ -234,8 +239,8 @@ def test_strength_zero_is_the_plain_call(H):
     q, k, v = qkv((0, 1), 4)
     o = options(H, (0, 1), 4)
     plain = ca.optimized_attention(q, k, v, HEADS, attn_precision=None, transformer_options=o)
-    assert torch.equal(H.AttentionChain(KEY, (cross(H, strength=0.0),))(q, k, v, o), plain)
-    assert torch.equal(H.AttentionChain(KEY, (reference(H, strength=0.0),))(q, k, v, o), plain)
+    assert torch.equal(H.chain.AttentionChain(KEY, (cross(H, strength=0.0),))(q, k, v, o), plain)
+    assert torch.equal(H.chain.AttentionChain(KEY, (reference(H, strength=0.0),))(q, k, v, o), plain)
 
 
 @pytest.mark.parametrize("branches", BRANCHES)
@@ -243,26 +248,26 @@ def test_strength_zero_is_the_plain_call(H):
 def test_reference_chain_matches_direct(H, branches, frames):
     q, k, v = qkv(branches, frames, seed=7)
     k_ref, v_ref = torch.randn(1, 9, D), torch.randn(1, 9, D)
-    bank = H.ReferenceBank(5.0, kv={KEY: (k_ref, v_ref)})
+    bank = H.reference.ReferenceBank(5.0, kv={KEY: (k_ref, v_ref)})
     sf = 0.25
-    chain = H.AttentionChain(KEY, (reference(H, style_fidelity=sf),))
-    got = chain(q, k, v, options(H, branches, frames, **{H.BANKS_KEY: {"ref": bank}}))
+    chain = H.chain.AttentionChain(KEY, (reference(H, style_fidelity=sf),))
+    got = chain(q, k, v, options(H, branches, frames, **{H.reference.BANKS_KEY: {"ref": bank}}))
     for b, f in itertools.product(range(len(branches)), range(frames)):
         r = b * frames + f
         full = direct(q[r], torch.cat([k[r], k_ref[0]]), torch.cat([v[r], v_ref[0]]))
         want = full if branches[b] == 0 else sf * direct(q[r], k[r], v[r]) + (1 - sf) * full
         torch.testing.assert_close(got[r], want, atol=2e-5, rtol=1e-4)
     # without this reference's bank (another uid, or outside the sigma range) it is plain attention
-    other = chain(q, k, v, options(H, branches, frames, **{H.BANKS_KEY: {"other": bank}}))
+    other = chain(q, k, v, options(H, branches, frames, **{H.reference.BANKS_KEY: {"other": bank}}))
     torch.testing.assert_close(other, torch.stack([direct(q[r], k[r], v[r]) for r in range(q.shape[0])]),
                                atol=2e-5, rtol=1e-4)
 
 
 def test_reference_write_pass_records_and_skips_cross_stream(H):
     q, k, v = qkv((0,), 1)
-    bank = H.ReferenceBank(5.0)
-    chain = H.AttentionChain(KEY, (reference(H), cross(H, "sparse_causal")))
-    out = chain(q, k, v, options(H, (0,), 1, **{H.WRITING_KEY: ("ref", bank)}))
+    bank = H.reference.ReferenceBank(5.0)
+    chain = H.chain.AttentionChain(KEY, (reference(H), cross(H, "sparse_causal")))
+    out = chain(q, k, v, options(H, (0,), 1, **{H.state.WRITING_KEY: ("ref", bank)}))
     assert torch.equal(bank.kv[KEY][0], k[:1]) and torch.equal(bank.kv[KEY][1], v[:1])
     torch.testing.assert_close(out, direct(q[0], k[0], v[0])[None], atol=2e-5, rtol=1e-4)
 
@@ -273,9 +278,9 @@ def test_composed_chain_is_joint_attention(H):
     branches, frames, sf = (0, 1), 3, 0.5
     q, k, v = qkv(branches, frames, seed=11)
     k_ref, v_ref = torch.randn(1, 4, D), torch.randn(1, 4, D)
-    bank = H.ReferenceBank(5.0, kv={KEY: (k_ref, v_ref)})
-    chain = H.AttentionChain(KEY, (reference(H, style_fidelity=sf), cross(H, "anchor")))
-    got = chain(q, k, v, options(H, branches, frames, **{H.BANKS_KEY: {"ref": bank}}))
+    bank = H.reference.ReferenceBank(5.0, kv={KEY: (k_ref, v_ref)})
+    chain = H.chain.AttentionChain(KEY, (reference(H, style_fidelity=sf), cross(H, "anchor")))
+    got = chain(q, k, v, options(H, branches, frames, **{H.reference.BANKS_KEY: {"ref": bank}}))
     for b, f in itertools.product(range(2), range(frames)):
         r, a = b * frames + f, b * frames
         joint = direct(q[r], torch.cat([k[r], k_ref[0], k[a]]), torch.cat([v[r], v_ref[0], v[a]]))
@@ -292,7 +297,7 @@ def test_foreign_replace_patch_gets_extended_kv(H):
         return q * 0
 
     q, k, v = qkv((0,), 2)
-    out = H.AttentionChain(KEY, (cross(H),), fallback=foreign)(q, k, v, options(H, (0,), 2))
+    out = H.chain.AttentionChain(KEY, (cross(H),), fallback=foreign)(q, k, v, options(H, (0,), 2))
     assert seen == [2 * N] and torch.equal(out, q * 0)
 
 
@@ -303,7 +308,7 @@ def _window_options(H, branches, idx, run=None, full=None):
         ad["full_length"] = full
     o = options(H, branches, len(idx), ad_params=ad)
     if run is not None:
-        o[H.RUN_KEY] = run
+        o[H.state.RUN_KEY] = run
     return o
 
 
@@ -311,9 +316,9 @@ def _window_options(H, branches, idx, run=None, full=None):
 def test_sub_idxs_window_uses_absolute_anchor(H, branches):
     """Windows [0..3] then [4..7] of 8 frames at one sigma: the second window still attends to
     absolute frame 0 (cached from the first window in the run state)."""
-    run = H.RunState()
+    run = H.state.RunState()
     ext = cross(H, "anchor", "first")
-    chain = H.AttentionChain(KEY, (ext,))
+    chain = H.chain.AttentionChain(KEY, (ext,))
     q1, k1, v1 = qkv(branches, 4, seed=1)
     chain(q1, k1, v1, _window_options(H, branches, range(0, 4), run, full=8))
     q2, k2, v2 = qkv(branches, 4, seed=2)
@@ -329,8 +334,8 @@ def test_sub_idxs_window_uses_absolute_anchor(H, branches):
 
 def test_anchor_cache_holds_one_step(H):
     """Over many steps (sigmas) the run's anchor cache holds only the current step's entries."""
-    run = H.RunState()
-    chain = H.AttentionChain(KEY, (cross(H, "anchor", "first"), cross(H, "sparse_causal", uid="cs2")))
+    run = H.state.RunState()
+    chain = H.chain.AttentionChain(KEY, (cross(H, "anchor", "first"), cross(H, "sparse_causal", uid="cs2")))
     sizes = []
     for step, sigma in enumerate((9.0, 5.0, 2.0, 1.0, 0.5)):
         for window in (range(0, 4), range(4, 8)):
@@ -347,25 +352,25 @@ def test_sub_idxs_window_anchor_index_inside_and_sparse_causal(H):
     branches = (0, 1)
     q, k, v = qkv(branches, 4, seed=5)
     idx = [4, 5, 6, 7]
-    got = H.AttentionChain(KEY, (cross(H, "anchor", "index", 6),))(q, k, v, _window_options(H, branches, idx, full=8))
+    got = H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 6),))(q, k, v, _window_options(H, branches, idx, full=8))
     torch.testing.assert_close(got, expected_cross(q, k, v, branches, 4, "anchor", 2), atol=2e-5, rtol=1e-4)
-    got = H.AttentionChain(KEY, (cross(H, "sparse_causal"),))(q, k, v, _window_options(H, branches, idx, full=8))
+    got = H.chain.AttentionChain(KEY, (cross(H, "sparse_causal"),))(q, k, v, _window_options(H, branches, idx, full=8))
     # frame 0 is outside the window and not cached: nearest (local 0); abs 4's predecessor is outside: itself
     torch.testing.assert_close(got, expected_cross(q, k, v, branches, 4, "sparse_causal", 0, frame_index=idx),
                                atol=2e-5, rtol=1e-4)
 
 
 def test_anchor_index_outside_frames_is_an_error(H):
-    from coherent_video.model_patches.errors import NodeInputError
+    from coherent_video.model_patches.errors import ParameterError
 
     q, k, v = qkv((0, 1), 4)
-    chain = H.AttentionChain(KEY, (cross(H, "anchor", "index", 4),))
-    with pytest.raises(NodeInputError, match=r"\[CrossStreamAttention\] input 'anchor_index'.*outside the 4 frames"):
+    chain = H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 4),))
+    with pytest.raises(ParameterError, match=r"parameter 'anchor_index'.*outside the 4 frames"):
         chain(q, k, v, options(H, (0, 1), 4))
     # in a window, against the whole video's length (ad_params["full_length"])
     q2, k2, v2 = qkv((0,), 2)
-    with pytest.raises(NodeInputError, match=r"input 'anchor_index'.*outside the 8 frames"):
-        H.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, _window_options(H, (0,), [0, 1], full=8))
+    with pytest.raises(ParameterError, match=r"parameter 'anchor_index'.*outside the 8 frames"):
+        H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, _window_options(H, (0,), [0, 1], full=8))
 
 
 def test_core_context_window_anchor_is_absolute(H):
@@ -373,32 +378,32 @@ def test_core_context_window_anchor_is_absolute(H):
     batch), so `centre` is the video's centre in every window and an out-of-range index is an error."""
     from comfy.context_windows import IndexListContextWindow
 
-    from coherent_video.model_patches.errors import NodeInputError
+    from coherent_video.model_patches.errors import ParameterError
 
-    run = H.RunState(total_frames=8)
+    run = H.state.RunState(total_frames=8)
 
     def core_options(idx):
-        return options(H, (0,), len(idx), context_window=IndexListContextWindow(list(idx)), **{H.RUN_KEY: run})
+        return options(H, (0,), len(idx), context_window=IndexListContextWindow(list(idx)), **{H.state.RUN_KEY: run})
 
-    import coherent_video.model_patches.attention as A
+    import coherent_video.model_patches.video as V
 
-    centre = A.resolve_anchor("center", 0, 8, list(range(8)))  # the whole video's centre frame
-    chain = H.AttentionChain(KEY, (cross(H, "anchor", "center"),))
+    centre = V.resolve_anchor("center", 0, 8, list(range(8)))  # the whole video's centre frame
+    chain = H.chain.AttentionChain(KEY, (cross(H, "anchor", "center"),))
     q2, k2, v2 = qkv((0,), 4, seed=2)
     got = chain(q2, k2, v2, core_options(range(3, 7)))  # this window's own centre would be frame 5
     p = centre - 3
     for f in range(4):
         want = direct(q2[f], torch.cat([k2[f], k2[p]]), torch.cat([v2[f], v2[p]]))
         torch.testing.assert_close(got[f], want, atol=2e-5, rtol=1e-4)
-    with pytest.raises(NodeInputError, match=r"input 'anchor_index'.*outside the 8 frames"):
-        H.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, core_options(range(4, 8)))
+    with pytest.raises(ParameterError, match=r"parameter 'anchor_index'.*outside the 8 frames"):
+        H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, core_options(range(4, 8)))
 
 
 def test_sigma_range_gates_cross_stream(H):
     q, k, v = qkv((0,), 3)
-    ext = H.CrossStreamExtender(H.CrossStreamSettings(uid="x", mode="anchor", anchor="first", anchor_index=0,
-                                                      strength=1.0, sigma_start=4.0, sigma_end=2.0))
-    chain = H.AttentionChain(KEY, (ext,))
+    ext = H.cross_stream.CrossStreamExtender(H.cross_stream.CrossStreamSettings(mode="anchor", anchor="first"), "x",
+                                             H.state.SigmaRange(None, None, (4.0, 2.0)))
+    chain = H.chain.AttentionChain(KEY, (ext,))
     plain = torch.stack([direct(q[r], k[r], v[r]) for r in range(3)])
     torch.testing.assert_close(chain(q, k, v, options(H, (0,), 3, sigma=5.0)), plain, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(chain(q, k, v, options(H, (0,), 3, sigma=1.0)), plain, atol=2e-5, rtol=1e-4)

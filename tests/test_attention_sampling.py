@@ -20,9 +20,11 @@ def nodes_(pack, comfy):
 
 @pytest.fixture(scope="module")
 def H(pack, comfy):
-    import coherent_video.model_patches.attention_hooks as m
+    from types import SimpleNamespace
 
-    return m
+    from coherent_video.model_patches.hooks import chain, cross_stream, reference, state
+
+    return SimpleNamespace(chain=chain, cross_stream=cross_stream, reference=reference, state=state)
 
 
 def video(frames=FRAMES, size=SIZE):
@@ -54,7 +56,7 @@ def count_writes(H, m):
 
     def wrapper(executor, *args, **kwargs):
         to = args[5] if len(args) > 5 else kwargs["transformer_options"]
-        counts["write" if to.get(H.WRITING_KEY) is not None else "frames"] += 1
+        counts["write" if to.get(H.state.WRITING_KEY) is not None else "frames"] += 1
         return executor(*args, **kwargs)
 
     from comfy.patcher_extension import WrappersMP
@@ -120,9 +122,9 @@ def test_write_pass_once_per_step_with_sub_idxs_windows(comfy, nodes_, H, tiny_m
 
     def spy_anchor_cache(executor, *args, **kwargs):
         to = args[5] if len(args) > 5 else kwargs["transformer_options"]
-        run = to.get(H.RUN_KEY)
+        run = to.get(H.state.RUN_KEY)
         out = executor(*args, **kwargs)
-        if run is not None and to.get(H.WRITING_KEY) is None:
+        if run is not None and to.get(H.state.WRITING_KEY) is None:
             anchors.append(len(run.anchors))
         return out
 
@@ -154,7 +156,7 @@ class Recorder:
     def __call__(self, q, k, v, extra_options):
         out = self.chain(q, k, v, extra_options)
         self.calls.append({"q": q, "k": k, "v": v, "out": out, "heads": extra_options["n_heads"],
-                           "writing": extra_options.get(self.H.WRITING_KEY) is not None,
+                           "writing": extra_options.get(self.H.state.WRITING_KEY) is not None,
                            "branches": list(extra_options["cond_or_uncond"]),
                            "sigma": float(extra_options["sigmas"].max())})
         return out
@@ -176,7 +178,7 @@ def test_patched_attention_equals_direct_on_recorded_qkv(comfy, nodes_, H, tiny_
     replace = m.model_options["transformer_options"]["patches_replace"]["attn1"]
     recorders = {}
     for key, chain in list(replace.items()):
-        assert isinstance(chain, H.AttentionChain) and len(chain.extenders) == 2
+        assert isinstance(chain, H.chain.AttentionChain) and len(chain.extenders) == 2
         recorders[key] = Recorder(H, chain)
         m.set_model_attn1_replace(recorders[key], *key)
     ksample(comfy, m, tiny_cond, lat)
@@ -259,7 +261,7 @@ def test_sampler_custom_advanced_with_both(comfy, nodes_, tiny_model, tiny_cond)
 
 # ------------------------------------------------------------------------------------- bad input
 def test_bad_inputs_name_node_and_input(comfy, nodes_, tiny_model, tiny_cond):
-    from coherent_video.model_patches.errors import NodeInputError
+    from coherent_video.nodes._common import NodeInputError
     from tools.fixtures import assert_same_fingerprint, model_fingerprint
 
     fp = model_fingerprint(tiny_model)

@@ -21,7 +21,8 @@ def sd15(comfy, sd15_ckpt):
 
 
 def test_both_nodes_on_full_size_sd15(comfy, pack, sd15):
-    from coherent_video.model_patches.attention_hooks import WRITING_KEY, attention_blocks
+    from coherent_video.model_patches.hooks.blocks import attention_blocks
+    from coherent_video.model_patches.hooks.state import WRITING_KEY
     from coherent_video.nodes.cross_stream import CrossStreamAttention
     from coherent_video.nodes.reference_image import ReferenceImageCondition
     from comfy.patcher_extension import WrappersMP

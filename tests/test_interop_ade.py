@@ -211,7 +211,7 @@ def test_freenoise_with_base_residual_noise_model_warns(ade, pack, tiny_model, t
 
     import nodes
 
-    from coherent_video.model_patches.noise_hooks import FREENOISE_WARNING
+    from coherent_video.model_patches.hooks.noise import FREENOISE_WARNING
     from coherent_video.nodes.base_residual_noise import BaseResidualNoiseModel
 
     (ss,) = ade["ADE_AnimateDiffSamplingSettings"]().create_settings(0, "FreeNoise", "comfy", 0)

@@ -99,7 +99,7 @@ def test_unet_node_on_tiny_sdxl(N, sdxl, plain, node):
 
 
 def test_sdxl_attention_blocks_found(pack, sdxl):
-    from coherent_video.model_patches.attention_hooks import attention_blocks
+    from coherent_video.model_patches.hooks.blocks import attention_blocks
 
     blocks = attention_blocks(sdxl.get_model_object("diffusion_model"))
     assert blocks and all(b.level >= 1 for b in blocks)  # SDXL has no attention at latent resolution
