@@ -156,7 +156,7 @@ def patch_overhead(kind: str, frames: int, size: int, steps: int, pairs: int, dt
 def flow_speed(sizes: list[tuple[int, int]], frames: int, device, rife_file: str | None, reps: int) -> dict:
     import torch
 
-    from coherent_video.model_patches import flow as fl
+    from coherent_video.model_patches.flow import upsample
     from coherent_video.model_patches import rife as rf
 
     if rife_file:
@@ -171,17 +171,17 @@ def flow_speed(sizes: list[tuple[int, int]], frames: int, device, rife_file: str
         g = torch.Generator().manual_seed(1)
         base = torch.rand(1, 3, h + 8 * frames, w + 8 * frames, generator=g)
         clip = torch.cat([base[..., 8 * i:8 * i + h, 4 * i:4 * i + w] for i in range(frames)]).to(device)
-        k, t = fl.output_times(frames, multiplier=2)
+        k, t = upsample.output_times(frames, multiplier=2)
         new = int((t > 0).sum())
         fns = {
-            "ours_balanced": fl.flow_interpolator("balanced", "visibility_warp", 0.35, device, clamp=[True]),
+            "ours_balanced": upsample.flow_interpolator("balanced", "visibility_warp", 0.35, device, clamp=[True]),
             "rife": rf.rife_interpolator(net, 0.35),
         }
         row = {}
         for name, fn in fns.items():
             def go():
                 with torch.inference_mode():
-                    fl.upsample_video([clip, clip], k, t, fn, chunk_pairs=4)
+                    upsample.upsample_video([clip, clip], k, t, fn, chunk_pairs=4)
             clock(go)  # warm-up
             runs = [clock(go) for _ in range(reps)]
             best = min(r[0] for r in runs)

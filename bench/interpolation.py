@@ -46,13 +46,14 @@ def load_model_patches():
     mod = importlib.util.module_from_spec(spec)
     sys.modules["cv_model_patches"] = mod
     spec.loader.exec_module(mod)
-    import cv_model_patches.flow as flow
+    import cv_model_patches.flow.tvl1 as tvl1
+    import cv_model_patches.flow.warp as fwarp
     import cv_model_patches.rife as rife
 
-    return flow, rife
+    return tvl1, fwarp, rife
 
 
-fl, rf = load_model_patches()
+tvl1, fwarp, rf = load_model_patches()
 
 
 def to_t(x: np.ndarray) -> torch.Tensor:
@@ -103,10 +104,10 @@ class Methods:
         return torch.from_numpy(f).permute(2, 0, 1).unsqueeze(0)
 
     def ours_flow(self, a, b):
-        return fl.bidirectional_flow(to_t(a), to_t(b), self.preset)
+        return tvl1.bidirectional_flow(to_t(a), to_t(b), self.preset)
 
     def warp(self, a, b, f01, f10, t=0.5):
-        return to_u8(fl.interpolate(to_t(a), to_t(b), f01, f10, torch.tensor([t]), self.occlusion)[:, 0])
+        return to_u8(fwarp.interpolate(to_t(a), to_t(b), f01, f10, torch.tensor([t]), self.occlusion)[:, 0])
 
     def ours(self, a, b):
         f01, f10 = self.ours_flow(a, b)
@@ -192,7 +193,7 @@ def motorcycle(m: Methods) -> dict:
         e = np.sqrt(((f[0].numpy() - gt) ** 2).sum(0))
         return float(e[valid].mean())
 
-    ours = fl.estimate_flow(to_t(left), to_t(right), m.preset)
+    ours = tvl1.estimate_flow(to_t(left), to_t(right), m.preset)
     return {"ours_epe": epe(ours), "dis_epe": epe(m.dis_flow(left, right)),
             "zero_flow_epe": epe(torch.zeros(1, 2, *disp.shape)), "valid_pixels": int(valid.sum())}
 
@@ -215,7 +216,7 @@ def speed(m: Methods, pairs: int) -> dict:
         "dis": lambda: m.dis_interp(a, b),                  # DIS-medium (both ways) + our warper
         "ours_flow": lambda: m.ours_flow(a, b),
         "dis_flow": lambda: (m.dis_flow(a, b), m.dis_flow(b, a)),
-        "warper": lambda: fl.interpolate(A, B, dis01, dis10, torch.tensor([0.5]), m.occlusion),
+        "warper": lambda: fwarp.interpolate(A, B, dis01, dis10, torch.tensor([0.5]), m.occlusion),
     }
     for fn in fns.values():  # warm-up
         fn()
@@ -234,7 +235,7 @@ def speed(m: Methods, pairs: int) -> dict:
     return {"ours_over_dis": stats(ratio_cpu), "ours_over_dis_wall": stats(ratio_wall),
             "cpu_s": {k: stats(v) for k, v in cpu.items()}, "wall_s": {k: stats(v) for k, v in wall.items()},
             "baseline": "DIS-medium flow both ways (OpenCV, 1 thread) through our own interpolation "
-                        "(fl.interpolate, same occlusion mode) - the same warper as ours",
+                        "(model_patches/flow/warp.py interpolate, same occlusion mode) - the same warper as ours",
             "timing": "per pair: the calling thread's CPU time (time.thread_time) and wall-clock of one interpolated "
                       "frame, ours then DIS, interleaved; ratio per pair, median/min/max over pairs",
             "size": [512, 512], "pairs": pairs, "threads": torch.get_num_threads()}
@@ -243,8 +244,8 @@ def speed(m: Methods, pairs: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT / ".." / "shared" / "data" / "middlebury_other"))
-    ap.add_argument("--preset", default="balanced", choices=list(fl.PRESETS))
-    ap.add_argument("--occlusion", default="visibility_warp", choices=list(fl.OCCLUSION_MODES))
+    ap.add_argument("--preset", default="balanced", choices=list(tvl1.PRESETS))
+    ap.add_argument("--occlusion", default="visibility_warp", choices=list(fwarp.OCCLUSION_MODES))
     ap.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (same for all methods)")
     ap.add_argument("--triplets", type=int, default=10)
     ap.add_argument("--pairs", type=int, default=7, help="interleaved (ours, DIS) speed pairs (>= 5)")

@@ -101,7 +101,8 @@ def _sample(comfy, model, cond, frames: int, size: int, steps: int, seed: int):
 
 def bench_step_ratio(comfy, N, model, cond, frames: int, size: int, steps: int, repeats: int) -> dict:
     """``repeats`` interleaved (plain, patched) pairs; the order inside a pair alternates."""
-    from coherent_video.model_patches.hooks.motion import MotionSmoothingPostCFG
+    from coherent_video.model_patches.hooks.motion import MotionSmoothingPostCFG, MotionSmoothingSettings
+    from coherent_video.model_patches.hooks.state import SigmaRange
 
     patched = N.MotionSmoothingPatch.execute(model, 0.5).args[0]
     _sample(comfy, model, cond, frames, size, 1, 0)  # warm-up: load weights, allocate
@@ -126,7 +127,7 @@ def bench_step_ratio(comfy, N, model, cond, frames: int, size: int, steps: int, 
                 acc_cpu.append((stamps[-1][1] - stamps[0][1]) / n)
     finally:
         set_progress_bar_global_hook(None)
-    hook = MotionSmoothingPostCFG(0.5, 1.0, 1e9, 0.0)
+    hook = MotionSmoothingPostCFG(MotionSmoothingSettings(0.5, 1.0), SigmaRange(None, None, (1e9, 0.0)))
     den = torch.randn(frames, 4, size, size)
     args = {"denoised": den, "sigma": torch.ones(frames)}
     hook(args)

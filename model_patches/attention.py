@@ -3,13 +3,13 @@
 Two training-free families share this layer:
 
 - reference-only attention (the reference image's self-attention tokens are appended to every
-  frame's keys and values; Zhang et al., ControlNet "reference_only", 2023), used by
-  ``ReferenceImageCondition`` as the training-free stand-in for VideoGen's reference-image
+  frame's keys and values; Zhang et al., ControlNet "reference_only", 2023), the
+  training-free stand-in for VideoGen's reference-image
   conditioning (Li et al., arXiv 2309.00398);
 - cross-frame attention (Text2Video-Zero, Khachatryan et al., arXiv 2303.13439, Eq. 6), the
   sparse-causal attention after Tune-A-Video (Wu et al., arXiv 2212.11565, Sec. 4.1; its keys are the
   first and previous frames only, ours keep the frame's own keys too) and a mutual
-  content/motion exchange, used by ``CrossStreamAttention`` as the training-free stand-in for DSDN's
+  content/motion exchange, the training-free stand-in for DSDN's
   cross-transformer (Liu et al., arXiv 2308.08316).
 
 Batch layout. ComfyUI runs the CFG branches and the frames on one batch axis, branch-major:
@@ -27,9 +27,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 
-from .video import ANCHORS, anchor_index
 
-ANCHOR_MODES = ("first", "center", "last", "index")
 CROSS_MODES = ("anchor", "sparse_causal", "mutual")
 
 AttnFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -83,21 +81,6 @@ def from_frames(x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # which frames to look at (absolute indices)
 # --------------------------------------------------------------------------------------------
-def resolve_anchor(anchor: str, index: int, total_frames: int | None, frame_index: Sequence[int]) -> int:
-    """Absolute index of the anchor frame, by the pack-wide convention
-    (:func:`model_patches.video.anchor_index`): ``first`` = 0 (Text2Video-Zero's choice),
-    ``center`` = ``(F - 1) // 2``, ``last`` = ``F - 1`` of the ``total_frames`` being sampled (of the
-    current window's frames when the total is unknown), ``index`` = ``index``.
-    """
-    if anchor == "index":
-        return int(index)
-    if anchor not in ANCHORS:
-        raise ValueError(f"unknown anchor {anchor!r}; expected one of {ANCHOR_MODES}")
-    if total_frames:
-        return anchor_index(int(total_frames), anchor)
-    return int(frame_index[anchor_index(len(frame_index), anchor)])
-
-
 def local_position(absolute: int, frame_index: Sequence[int]) -> int | None:
     """Local position of absolute frame ``absolute`` in this window, or None when it is outside."""
     try:

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from .video import ANCHORS, anchor_index  # noqa: F401  (ANCHORS re-exported)
+from .video import anchor_index
 
 MODES = ("anchor", "mean")
 
@@ -43,12 +43,6 @@ MODES = ("anchor", "mean")
 def accumulation_dtype(device: torch.device | str) -> torch.dtype:
     """float64 wherever the device has it (everything but Apple MPS), else float32."""
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
-
-
-def resolve_anchor(num_frames: int, anchor: int | str) -> int:
-    """``"first"`` -> 0, ``"center"`` -> (F-1)//2, ``"last"`` -> F-1; an int may be negative
-    (the pack-wide convention, :func:`model_patches.video.anchor_index`)."""
-    return anchor_index(num_frames, anchor)
 
 
 @dataclass(eq=False)
@@ -135,7 +129,7 @@ def decompose_motion(x: torch.Tensor, anchor: int | str = "first", mode: str = "
     diffs = adjacent_differences(frames)
     residual = None
     if mode == "anchor":
-        a = resolve_anchor(num_frames, anchor)
+        a = anchor_index(num_frames, anchor)
         content = x.narrow(frame_dim, a, 1).clone()
     else:
         a = 0

@@ -26,12 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ParameterError
 from .video import frame_axis
-
-
-def frame_dim_of(x: torch.Tensor) -> int:
-    """Frame axis of a latent (:func:`model_patches.video.frame_axis`)."""
-    return frame_axis(x)
 
 
 def pns_weights(noise_recycle: float) -> tuple[float, float]:
@@ -43,6 +39,19 @@ def pns_weights(noise_recycle: float) -> tuple[float, float]:
     s = float(noise_recycle)
     inv = 1.0 / math.sqrt(1.0 + s * s)
     return s * inv, inv
+
+
+def _clip_pair(prev_noise: torch.Tensor, fresh_noise: torch.Tensor, overlap: int,
+               frame_dim: int | None) -> tuple[int, int]:
+    """``(frame axis, frames)`` of two clips' noises of one shape with ``0 <= overlap < frames``."""
+    if prev_noise.shape != fresh_noise.shape:
+        raise ParameterError("fresh_noise", f"shape {tuple(fresh_noise.shape)} differs from prev_noise's "
+                                            f"{tuple(prev_noise.shape)}")
+    fd = frame_axis(prev_noise) if frame_dim is None else frame_dim
+    frames = prev_noise.shape[fd]
+    if not 0 <= overlap < frames:
+        raise ParameterError("overlap", f"{overlap} must be in [0, {frames - 1}]")
+    return fd, frames
 
 
 def reverse_reuse_noise(prev_noise: torch.Tensor, fresh_noise: torch.Tensor, overlap: int,
@@ -60,12 +69,7 @@ def reverse_reuse_noise(prev_noise: torch.Tensor, fresh_noise: torch.Tensor, ove
     unit-variance noises. ``overlap`` = M, ``noise_recycle`` = s. Shapes must match; the result has
     the dtype and device of ``fresh_noise``.
     """
-    if prev_noise.shape != fresh_noise.shape:
-        raise ValueError(f"prev_noise {tuple(prev_noise.shape)} and fresh_noise {tuple(fresh_noise.shape)} differ")
-    fd = frame_dim_of(prev_noise) if frame_dim is None else frame_dim
-    frames = prev_noise.shape[fd]
-    if not 0 <= overlap < frames:
-        raise ValueError(f"overlap {overlap} must be in [0, {frames - 1}]")
+    fd, frames = _clip_pair(prev_noise, fresh_noise, overlap, frame_dim)
     reversed_prev = prev_noise.to(device=fresh_noise.device, dtype=fresh_noise.dtype).flip(fd)
     a, b = pns_weights(noise_recycle)
     out = reversed_prev * a + fresh_noise * b
@@ -91,12 +95,7 @@ def forward_reuse_noise(prev_noise: torch.Tensor, fresh_noise: torch.Tensor, ove
     Every frame has exactly unit variance when ``prev_noise`` and ``fresh_noise`` are independent
     unit-variance noises. ``overlap`` = M, ``noise_recycle`` = s.
     """
-    if prev_noise.shape != fresh_noise.shape:
-        raise ValueError(f"prev_noise {tuple(prev_noise.shape)} and fresh_noise {tuple(fresh_noise.shape)} differ")
-    fd = frame_dim_of(prev_noise) if frame_dim is None else frame_dim
-    frames = prev_noise.shape[fd]
-    if not 0 <= overlap < frames:
-        raise ValueError(f"overlap {overlap} must be in [0, {frames - 1}]")
+    fd, frames = _clip_pair(prev_noise, fresh_noise, overlap, frame_dim)
     prev = prev_noise.to(device=fresh_noise.device, dtype=fresh_noise.dtype)
     a, b = pns_weights(noise_recycle)
     dist = torch.arange(1, frames - overlap + 1, dtype=torch.float64)
@@ -176,14 +175,19 @@ def plan_clips(total_frames: int, clip_frames: int, overlap: int, mode: str = "f
 
     In every mode the last clip gives only the frames still missing.
     """
-    if mode not in OVERLAP_MODES:
-        raise ValueError(f"overlap mode {mode!r} is not one of {OVERLAP_MODES}")
     if clip_frames < 2:
-        raise ValueError("a clip needs at least 2 frames")
-    if not 0 <= overlap < clip_frames:
-        raise ValueError(f"overlap {overlap} must be in [0, {clip_frames - 1}]")
+        raise ParameterError("clip_frames", f"has {clip_frames} frame; a clip needs at least 2 frames (the latent's "
+                                            "batch size sets the clip length N)")
+    if overlap >= clip_frames:
+        raise ParameterError("overlap", f"must be smaller than the clip length N={clip_frames} (the latent's frame "
+                                        f"count), got {overlap}")
+    if overlap < 0:
+        raise ParameterError("overlap", f"must be >= 0, got {overlap}")
     if total_frames < clip_frames:
-        raise ValueError(f"total_frames {total_frames} is shorter than one clip ({clip_frames})")
+        raise ParameterError("total_frames", f"{total_frames} is shorter than one clip (N={clip_frames}, the latent's "
+                                             "frame count)")
+    if mode not in OVERLAP_MODES:
+        raise ParameterError("overlap_mode", f"must be one of {OVERLAP_MODES}, got {mode!r}")
     plan = [ClipSlice(0, clip_frames, 0)]
     done = clip_frames
     skip = 0 if mode == "concat" else overlap

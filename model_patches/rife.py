@@ -22,7 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .flow import backward_warp, cut_fill, detect_scene_cuts
+from .flow.scene_cuts import cut_fill, detect_scene_cuts
+from .flow.warp import backward_warp
 
 
 class RifeFormatError(ValueError):

@@ -6,11 +6,15 @@ Pure, no ``comfy`` import.
   AnimateDiff latent batches ``[F, C, H, W]`` and IMAGE batches ``[F, H, W, C]``).
 - Anchors: ``"first"`` = 0, ``"center"`` = ``(F - 1) // 2``, ``"last"`` = ``F - 1``, or a frame index
   (negative counts from the end). The centre of an even count is the earlier of the two middle
-  frames, as VideoFusion's key frame. One spelling: ``center``.
+  frames, as VideoFusion's key frame. One spelling: ``center``. In a window of a longer video
+  (:func:`resolve_anchor`) ``F`` is the whole video's length.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 ANCHORS = ("first", "center", "last")
+ANCHOR_MODES = ANCHORS + ("index",)  # an anchor by name, or "index": an absolute frame given separately
 
 
 def frame_axis(x) -> int:
@@ -31,6 +35,26 @@ def anchor_index(num_frames: int, anchor: int | str) -> int:
     if not -n <= a < n:
         raise ValueError(f"anchor {a} is outside a {n}-frame video")
     return a % n
+
+
+
+def resolve_anchor(anchor: str, index: int, total_frames: int | None, frame_index: Sequence[int]) -> int:
+    """Absolute index of the anchor frame of a video of ``total_frames`` frames, sampled (maybe in a
+    window) at the absolute frames ``frame_index``: :func:`anchor_index` of the whole video (``first`` = 0,
+    Text2Video-Zero's choice; ``center``; ``last``), of the current window's frames when the total is
+    unknown; ``index`` = ``index``.
+    """
+    if anchor == "index":
+        return int(index)
+    if anchor not in ANCHORS:
+        raise ValueError(f"unknown anchor {anchor!r}; expected one of {ANCHOR_MODES}")
+    if total_frames:
+        return anchor_index(int(total_frames), anchor)
+    return int(frame_index[anchor_index(len(frame_index), anchor)])
+
+def percent_sigmas(model_sampling, start_percent: float, end_percent: float) -> tuple[float, float]:
+    """``(sigma_start, sigma_end)`` of the part ``[start_percent, end_percent]`` of sampling (0 = first step)."""
+    return float(model_sampling.percent_to_sigma(start_percent)), float(model_sampling.percent_to_sigma(end_percent))
 
 
 # --- Video VAEs: latent frames and pixel frames ---------------------------------------------------------------------

@@ -1,11 +1,21 @@
-"""Helpers shared by the node modules: input errors that name the node and the input."""
+"""Helpers shared by the node modules: input errors that name the node and the input.
+
+The layers below raise domain errors (:class:`~..model_patches.errors.ParameterError`, naming a parameter);
+here they become :class:`NodeInputError` naming the node and its input: :func:`node_errors` around the calls
+an ``execute`` makes, :class:`NodeReporter` for problems the hooks find while sampling.
+"""
 from __future__ import annotations
 
+import logging
 import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 
-from ..model_patches.errors import NodeInputError  # noqa: F401  (re-exported for the node modules)
+from ..model_patches.errors import ParameterError, Reporter
+from ..model_patches.hooks.state import require_memory
+from ..model_patches.video import frame_axis
 
 CATEGORY = "CoherentVideo"
 # Every node id (what workflows save as a node's "type") carries this prefix so it cannot clash with another
@@ -15,6 +25,38 @@ ID_PREFIX = "CoherentVideo_"
 
 def node_id(name: str) -> str:
     return ID_PREFIX + name
+
+
+class NodeInputError(ValueError):
+    """A bad node input. The message always starts with ``[NodeName] input 'name':``."""
+
+    def __init__(self, node: str, input_name: str, message: str):
+        self.node, self.input_name = node, input_name
+        super().__init__(f"[{node}] input '{input_name}': {message}")
+
+
+@dataclass(frozen=True)
+class NodeReporter(Reporter):
+    """The :class:`Reporter` a node puts into its settings: run-time domain errors name this node and the
+    input (``inputs`` maps a parameter to the input it comes from when the names differ)."""
+
+    node: str
+    inputs: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def error(self, e: ParameterError) -> NodeInputError:
+        return NodeInputError(self.node, self.inputs.get(e.param, e.param), e.message)
+
+    def warning(self, message: str) -> None:
+        logging.warning("[%s] %s", self.node, message)
+
+
+@contextmanager
+def node_errors(node: str, inputs: dict | None = None):
+    """Domain errors raised inside the block name ``node`` and its input (see :class:`NodeReporter`)."""
+    try:
+        yield
+    except ParameterError as e:
+        raise NodeReporter(node, inputs or {}).error(e) from None
 
 
 def check(cond: bool, node: str, input_name: str, message: str) -> None:
@@ -46,7 +88,7 @@ def check_frames(t, node: str, input_name: str, ndims: tuple = (4,), min_frames:
     check(t.ndim in ndims, node, input_name,
           f"must be {layout or ' or '.join(f'{n}-D' for n in ndims)}, got shape {tuple(t.shape)}")
     check(t.is_floating_point(), node, input_name, f"must hold floating point values, got {t.dtype}")
-    n = t.shape[2 if t.ndim == 5 else 0]
+    n = t.shape[frame_axis(t)]
     check(t.numel() > 0 and n > 0, node, input_name, f"is empty (shape {tuple(t.shape)})")
     check(n >= min_frames, node, input_name, f"needs at least {min_frames} frames, got {n}")
     if t.device.type != "meta":
@@ -61,12 +103,8 @@ def check_same_device(t, other, node: str, input_name: str, other_name: str) -> 
 
 def check_memory(nbytes: int, node: str, input_name: str, what: str, device=None) -> None:
     """Refuse before allocating when ``nbytes`` cannot fit in the free memory of ``device``."""
-    import comfy.model_management as mm
-
-    free = mm.get_free_memory(device if device is not None else torch.device("cpu"))
-    if nbytes > free:
-        raise NodeInputError(node, input_name, f"{what} needs about {nbytes / 2**30:.1f} GiB but only "
-                                               f"{free / 2**30:.1f} GiB is free; use fewer or smaller frames")
+    with node_errors(node):
+        require_memory(nbytes, input_name, what, device)
 
 
 def check_conditioning(cond, node: str, input_name: str) -> None:

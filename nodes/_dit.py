@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..model_patches.hooks.dit import (apply_cross_window, apply_reference_dit, as_video_reference,
                                        reference_video_latent_5d, require_family)
-from ._common import NodeInputError, check, check_frames, check_same_device
+from ._common import NodeInputError, NodeReporter, check, check_frames, check_same_device, node_errors
 
 __all__ = ["reference_on_dit", "cross_stream_on_dit"]
 
@@ -22,7 +22,8 @@ def _samples(latent, node: str, name: str, ndims: tuple, layout: str):
 def reference_on_dit(node: str, model, reference, video_latent, strength, style_fidelity, attention_weight, adain_weight,
                      start_percent, end_percent, anchor_first_frame, concat_reference, noise_seed):
     """(patched model, video LATENT) for a DiT video model; inputs already range-checked by the node."""
-    fam = require_family(model, node)
+    with node_errors(node):
+        fam = require_family(model)
     ref = _samples(reference, node, "reference", (4, 5), "an image latent [1, C, H, W] or a video latent [B, C, T, H, W]")
     vid = _samples(video_latent, node, "video_latent", (5,), "a video latent [B, C, T, H, W] (e.g. EmptyHunyuanLatentVideo)")
     check_same_device(ref, vid, node, "reference", "video_latent")
@@ -43,8 +44,9 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
     check(not (anchor_first_frame and fam.name == "hunyuan_video"), node, "anchor_first_frame",
           "HunyuanVideo 1.5 in ComfyUI 0.3.75 fails on any latent with a noise mask (its concat conditioning takes "
           "the mask's channels), and the anchor is one; turn it off for this model")
-    m = apply_reference_dit(model, ref5, strength, style_fidelity, attention_weight, start_percent, end_percent,
-                            bool(anchor_first_frame), int(noise_seed), node=node)
+    with node_errors(node, {"seed": "noise_seed"}):
+        m = apply_reference_dit(model, ref5, strength, style_fidelity, attention_weight, start_percent, end_percent,
+                                bool(anchor_first_frame), int(noise_seed))
     return m, reference_video_latent_5d(video_latent, ref5, bool(anchor_first_frame))
 
 
@@ -52,10 +54,12 @@ def cross_stream_on_dit(node: str, model, mode, anchor, anchor_index, strength, 
                         output_blocks, start_percent, end_percent, min_level=0):
     """The patched model for a DiT video model: cross-window anchor attention under core context windows.
     input/middle/output_blocks choose the first/middle/last third of the DiT's blocks."""
-    require_family(model, node)
+    with node_errors(node):
+        require_family(model)
     check(min_level == 0, node, "min_level", "a DiT's blocks all work at one resolution; leave min_level at 0 "
                                              "(input/middle/output_blocks choose the first/middle/last third of them)")
     if strength == 0:
         return model.clone()
-    return apply_cross_window(model, mode, anchor, int(anchor_index), strength, bool(input_blocks), bool(middle_block),
-                              bool(output_blocks), start_percent, end_percent, node=node)
+    with node_errors(node):
+        return apply_cross_window(model, mode, anchor, int(anchor_index), strength, bool(input_blocks),
+                                  bool(middle_block), bool(output_blocks), start_percent, end_percent, NodeReporter(node))

@@ -10,8 +10,8 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..model_patches.noise import MODES, parse_schedule
-from ..model_patches.hooks.noise import BaseResidualNoiseGenerator, NoiseSettings, patch_model
-from ._common import CATEGORY, NodeInputError, check_model, check_range, node_id
+from ..model_patches.hooks.noise import BaseResidualNoiseGenerator, NoiseSettings, patch
+from ._common import CATEGORY, NodeInputError, NodeReporter, check_model, check_range, node_id
 
 
 def _noise_inputs() -> list:
@@ -39,8 +39,8 @@ def _schedule_input():
                                 "Overrides base_ratio and key_frame; must have exactly one value per latent frame.")
 
 
-def _settings(node: str, mode: str, base_ratio: float, alpha: float, key_frame: int,
-              lambda_schedule: str | None) -> NoiseSettings:
+def _settings(node: str, mode: str, base_ratio: float, alpha: float, key_frame: int, lambda_schedule: str | None,
+              initial_noise: bool = True, per_step_noise: bool = False) -> NoiseSettings:
     if mode not in MODES:
         raise NodeInputError(node, "mode", f"must be one of {MODES}, got {mode!r}")
     check_range(base_ratio, 0.0, 1.0, node, "base_ratio")
@@ -54,7 +54,8 @@ def _settings(node: str, mode: str, base_ratio: float, alpha: float, key_frame: 
     for v in schedule:
         check_range(v, 0.0, 1.0, node, "lambda_schedule")
     return NoiseSettings(mode=mode, base_ratio=float(base_ratio), alpha=float(alpha), key_frame=int(key_frame),
-                         schedule=schedule, node=node)
+                         lambda_schedule=tuple(schedule), initial_noise=bool(initial_noise),
+                         per_step_noise=bool(per_step_noise), reporter=NodeReporter(node, {"latent": "latent_image"}))
 
 
 class BaseResidualNoise(io.ComfyNode):
@@ -117,8 +118,9 @@ class BaseResidualNoiseModel(io.ComfyNode):
         if not (initial_noise or per_step_noise):
             raise NodeInputError("BaseResidualNoiseModel", "initial_noise",
                                  "and per_step_noise are both off, so the patch would do nothing; enable one")
-        settings = _settings("BaseResidualNoiseModel", mode, base_ratio, alpha, key_frame, lambda_schedule)
-        return io.NodeOutput(patch_model(model, settings, initial_noise, per_step_noise))
+        settings = _settings("BaseResidualNoiseModel", mode, base_ratio, alpha, key_frame, lambda_schedule,
+                             initial_noise, per_step_noise)
+        return io.NodeOutput(patch(model, settings))
 
 
 NODES = [BaseResidualNoise, BaseResidualNoiseModel]

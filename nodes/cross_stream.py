@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..model_patches.attention import ANCHOR_MODES, CROSS_MODES
-from ..model_patches.hooks.cross_stream import apply_cross_stream
+from ..model_patches.attention import CROSS_MODES
+from ..model_patches.hooks.cross_stream import CrossStreamSettings, patch
+from ..model_patches.video import ANCHOR_MODES
 from ..model_patches.hooks.blocks import architecture
+from ._common import CATEGORY, NodeInputError, NodeReporter, check, check_model, check_range, node_errors, node_id
 from ._dit import cross_stream_on_dit
-from ._common import CATEGORY, NodeInputError, check, check_model, check_range, node_id
 
 NODE = "CrossStreamAttention"
 
@@ -75,15 +76,17 @@ class CrossStreamAttention(io.ComfyNode):
               f"must not be after end_percent ({start_percent} > {end_percent})")
         check(input_blocks or middle_block or output_blocks, NODE, "input_blocks",
               "no block section selected; enable input_blocks, middle_block or output_blocks")
-        if strength == 0:
-            return io.NodeOutput(model.clone())  # strength 0: nothing installed, the model unchanged
         if architecture(model) == "dit":  # Wan / HunyuanVideo 1.5: cross-window anchor attention under core context windows
             return io.NodeOutput(cross_stream_on_dit(NODE, model, mode, anchor, int(anchor_index), strength, input_blocks,
                                                      middle_block, output_blocks, start_percent, end_percent,
                                                      min_level))
-        return io.NodeOutput(apply_cross_stream(model, mode, anchor, int(anchor_index), strength, bool(input_blocks),
-                                                bool(middle_block), bool(output_blocks), int(min_level),
-                                                start_percent, end_percent, node=NODE))
+        settings = CrossStreamSettings(
+            mode=mode, anchor=anchor, anchor_index=int(anchor_index), strength=float(strength),
+            input_blocks=bool(input_blocks), middle_block=bool(middle_block), output_blocks=bool(output_blocks),
+            min_level=int(min_level), start_percent=float(start_percent), end_percent=float(end_percent),
+            reporter=NodeReporter(NODE))
+        with node_errors(NODE):
+            return io.NodeOutput(patch(model, settings))  # strength 0: a plain clone, nothing installed
 
 
 NODES = [CrossStreamAttention]

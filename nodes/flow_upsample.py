@@ -1,60 +1,28 @@
 """FlowTemporalUpsample: weight-free optical-flow frame interpolation (optional RIFE 4.x weights).
 
 VideoGen's flow-based temporal super-resolution, done with a coarse-to-fine TV-L1 flow
-(``model_patches/flow.py``) or a user-supplied RIFE 4.x file (``model_patches/rife.py``) from
-``models/frame_interpolation/``. Nothing is downloaded.
+(``model_patches/flow/``) or a user-supplied RIFE 4.x file (``model_patches/rife.py``) from
+``models/frame_interpolation/``. Nothing is downloaded. The run: ``model_patches/hooks/flow.py``.
 """
 from __future__ import annotations
-
-import os
 
 import torch
 from comfy_api.latest import io
 
-import folder_paths
-
-from ..model_patches import flow as flowlib
 from ..model_patches import rife as rifelib
-from ._common import (CATEGORY, NodeInputError, check, check_finite, check_frames, check_memory, check_same_device,
-                      node_id)
+from ..model_patches.flow.tvl1 import PRESETS
+from ..model_patches.hooks.flow import UpsampleSettings, latent_frames, load_rife, rife_files, run
+from ..model_patches.video import frame_axis
+from ._common import CATEGORY, check, check_finite, check_frames, check_same_device, node_errors, node_id
 
 NODE = "FlowTemporalUpsample"
 LOADER = "RIFELoader"
-MODEL_FOLDER = "frame_interpolation"
-RIFE_EXTENSIONS = {".pkl", ".pth", ".pt", ".ckpt", ".safetensors"}
 RIFE_TYPE = io.Custom("COHERENT_VIDEO_RIFE")
 OCCLUSION = {
     "visibility-weighted backward warp": "visibility_warp",
     "softmax splatting": "softmax_splat",
     "off": "off",
 }
-
-
-def rife_folders() -> list[str]:
-    """Folders searched for RIFE files, read-only: the ``frame_interpolation`` folders ComfyUI knows
-    (core registers them from 0.35 on, extra_model_paths.yaml may add some), else
-    ``<models_dir>/frame_interpolation``. No ComfyUI global is changed."""
-    if MODEL_FOLDER in folder_paths.folder_names_and_paths:
-        return folder_paths.get_folder_paths(MODEL_FOLDER)
-    return [os.path.join(folder_paths.models_dir, MODEL_FOLDER)]
-
-
-def rife_files() -> list[str]:
-    """Weights files (relative names) in :func:`rife_folders`, sorted; RIFE and FILM files alike (the
-    loader tells them apart), as core's own loader lists them."""
-    names = set()
-    for folder in rife_folders():
-        files, _ = folder_paths.recursive_search(folder, excluded_dir_names=[".git"])
-        names.update(folder_paths.filter_files_extensions(files, RIFE_EXTENSIONS))
-    return sorted(names)
-
-
-def rife_path(name: str) -> str | None:
-    for folder in rife_folders():
-        path = os.path.abspath(os.path.join(folder, name))
-        if os.path.commonpath([os.path.abspath(folder), path]) == os.path.abspath(folder) and os.path.isfile(path):
-            return path
-    return None
 
 
 class RIFELoader(io.ComfyNode):
@@ -82,27 +50,8 @@ class RIFELoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, rife_name) -> io.NodeOutput:
-        path = rife_path(rife_name) if isinstance(rife_name, str) else None
-        check(path is not None, LOADER, "rife_name", f"'{rife_name}' not found in models/{MODEL_FOLDER}/")
-        try:
-            net = rifelib.load_rife(path)
-        except rifelib.RifeFormatError as e:
-            raise NodeInputError(LOADER, "rife_name", str(e)) from None
-        return io.NodeOutput(net)
-
-
-def _latent_frames(samples: torch.Tensor) -> tuple[torch.Tensor, callable]:
-    """Latent as frames ``(N, C, h, w)`` plus the inverse: 4-D = frames on the batch axis;
-    5-D ``(B, C, T, h, w)`` = B videos of T frames (frames of all videos are stacked)."""
-    if samples.ndim == 4:
-        return samples, lambda x, n_out: x
-    b, c, t, h, w = samples.shape
-    frames = samples.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-
-    def back(x, n_out):
-        return x.reshape(b, n_out, c, h, w).permute(0, 2, 1, 3, 4)
-
-    return frames, back
+        with node_errors(LOADER):
+            return io.NodeOutput(load_rife(rife_name))
 
 
 class FlowTemporalUpsample(io.ComfyNode):
@@ -138,7 +87,7 @@ class FlowTemporalUpsample(io.ComfyNode):
                 io.Float.Input("source_fps", default=24.0, min=0.01, max=480.0, step=0.01,
                                tooltip="Frame rate of the input; the fps output is source_fps*multiplier "
                                        "or target_fps."),
-                io.Combo.Input("quality", options=list(flowlib.PRESETS), default="balanced",
+                io.Combo.Input("quality", options=list(PRESETS), default="balanced",
                                tooltip="Weight-free flow preset (warps x iterations per pyramid level, block-match "
                                        "radius at 1/4 size): fast (3 x 5, 2 warps at full size, radius 8), "
                                        "balanced (5 x 10, one warp of 10 iterations at full size, radius 12), "
@@ -166,13 +115,10 @@ class FlowTemporalUpsample(io.ComfyNode):
     def execute(cls, images=None, latent=None, multiplier=2, target_fps=0.0, source_fps=24.0,
                 rife_model=None, quality="balanced", occlusion="visibility-weighted backward warp",
                 scene_cut_detection=True, scene_cut_threshold=0.35, chunk_size=4) -> io.NodeOutput:
-        import comfy.model_management as mm
-        import comfy.utils
-
         check(images is not None or latent is not None, NODE, "images", "connect images, a latent, or both")
         check(isinstance(multiplier, int) and 2 <= multiplier <= 8, NODE, "multiplier",
               f"must be an integer in [2, 8], got {multiplier!r}")
-        check(quality in flowlib.PRESETS, NODE, "quality", f"unknown preset {quality!r}")
+        check(quality in PRESETS, NODE, "quality", f"unknown preset {quality!r}")
         check(occlusion in OCCLUSION, NODE, "occlusion", f"unknown mode {occlusion!r}")
         check(isinstance(chunk_size, int) and chunk_size >= 1, NODE, "chunk_size", "must be >= 1")
         use_fps = bool(target_fps) and target_fps > 0
@@ -188,7 +134,6 @@ class FlowTemporalUpsample(io.ComfyNode):
             check(images.shape[0] > 0, NODE, "images", "empty batch")
             check_frames(images, NODE, "images", min_frames=2)
             n = images.shape[0]
-        lat_frames = back = None
         if latent is not None:
             samples = latent.get("samples") if isinstance(latent, dict) else None
             check(torch.is_tensor(samples) and samples.ndim in (4, 5), NODE, "latent",
@@ -197,8 +142,7 @@ class FlowTemporalUpsample(io.ComfyNode):
             if images is not None:
                 check_same_device(samples, images, NODE, "latent", "images")
             check_finite(samples, NODE, "latent")
-            lat_frames, back = _latent_frames(samples)
-            per_video = samples.shape[2] if samples.ndim == 5 else samples.shape[0]
+            per_video = samples.shape[frame_axis(samples)]
             check(per_video >= 2, NODE, "latent", f"needs at least 2 frames to interpolate, got {per_video}")
             if images is not None:
                 check(samples.ndim == 4 or samples.shape[0] == 1, NODE, "latent",
@@ -207,7 +151,7 @@ class FlowTemporalUpsample(io.ComfyNode):
                       f"has {per_video} frames but images has {n}; they must match frame for frame "
                       "(for temporally compressed video latents give the latent alone)")
                 ih, iw = images.shape[1:3]
-                lh, lw = lat_frames.shape[-2:]
+                lh, lw = latent_frames(samples)[0].shape[-2:]
                 check(abs(ih / lh - iw / lw) <= 0.05 * max(ih / lh, iw / lw), NODE, "latent",
                       f"frame size {lw}x{lh} does not match the images' aspect ({iw}x{ih})")
         if rife_model is not None:
@@ -218,59 +162,12 @@ class FlowTemporalUpsample(io.ComfyNode):
                                                  "for the weight-free flow")
             check(images.shape[-1] == 3, NODE, "images", "RIFE needs 3-channel RGB images")
 
-        device = mm.get_torch_device()
-        cut = scene_cut_threshold if scene_cut_detection else None
-
-        # one or more videos (5-D latent with B > 1): each is upsampled on its own
-        if images is not None:
-            videos = [[images.movedim(-1, 1)]]
-            if latent is not None:
-                videos[0].append(lat_frames)
-            guides = [images.movedim(-1, 1)]
-            clamp = [True, False]
-        else:
-            per_video = latent["samples"].shape[2] if latent["samples"].ndim == 5 else lat_frames.shape[0]
-            vids = lat_frames.split(per_video)
-            videos = [[v] for v in vids]
-            guides = [flowlib.guide_from_channels(v) for v in vids]
-            clamp = [False]
-        nf = videos[0][0].shape[0]
-        if use_fps:
-            k, t = flowlib.output_times(nf, source_fps=source_fps, target_fps=target_fps)
-            fps_out = float(target_fps)
-        else:
-            k, t = flowlib.output_times(nf, multiplier=multiplier)
-            fps_out = float(source_fps) * multiplier
-        frame_bytes = sum(s[0].numel() * s.element_size() for v in videos for s in v)  # one frame of every stream
-        check_memory(k.numel() * frame_bytes, NODE, "target_fps" if use_fps else "multiplier",
-                     f"the output of {k.numel()} frames", videos[0][0].device)
-
-        if rife_model is None:
-            fn = flowlib.flow_interpolator(quality, OCCLUSION[occlusion], cut, device, clamp=clamp)
-        else:
-            fn = rifelib.rife_interpolator(rife_model.to(device), cut)
-
-        pbar = comfy.utils.ProgressBar((nf - 1) * len(videos))
-
-        def on_chunk(pairs: int) -> None:
-            pbar.update(pairs)
-            mm.throw_exception_if_processing_interrupted()
-
-        mm.throw_exception_if_processing_interrupted()
-        results = [flowlib.upsample_video([g, *v], k, t, fn, chunk_size, on_chunk) for g, v in zip(guides, videos)]
-
-        out_images = out_latent = None
-        if images is not None:
-            out_images = results[0][0].movedim(1, -1)
-            if latent is not None:
-                lat = results[0][1]
-                out_latent = {kk: vv for kk, vv in latent.items() if kk not in ("noise_mask", "batch_index")}
-                out_latent["samples"] = back(lat, k.numel())
-        else:
-            lat = torch.cat([r[0] for r in results])
-            out_latent = {kk: vv for kk, vv in latent.items() if kk not in ("noise_mask", "batch_index")}
-            out_latent["samples"] = back(lat, k.numel())
-        return io.NodeOutput(out_images, out_latent, fps_out)
+        settings = UpsampleSettings(
+            multiplier=int(multiplier), target_fps=float(target_fps or 0.0), source_fps=float(source_fps),
+            quality=quality, occlusion=OCCLUSION[occlusion],
+            scene_cut_threshold=float(scene_cut_threshold) if scene_cut_detection else None, chunk_size=int(chunk_size))
+        with node_errors(NODE):
+            return io.NodeOutput(*run(images, latent, settings, rife_model))
 
 
 NODES = [FlowTemporalUpsample, RIFELoader]

@@ -11,10 +11,11 @@ import comfy.samplers
 import torch
 from comfy_api.latest import io
 
-from ..model_patches.reuse import OVERLAP_MODES, clip_count, frame_dim_of
-from ..model_patches.hooks.reuse import sample_iterative_reuse
-from ._common import (CATEGORY, NodeInputError, check, check_conditioning, check_frames, check_memory, check_model,
-                      check_range, node_id)
+from ..model_patches.hooks.reuse import ReuseSettings, run
+from ..model_patches.reuse import OVERLAP_MODES, clip_count
+from ..model_patches.video import frame_axis
+from ._common import (CATEGORY, NodeInputError, NodeReporter, check, check_conditioning, check_frames, check_memory,
+                      check_model, check_range, node_errors, node_id)
 
 NODE = "IterativeReuseSampler"
 ClipConditionings = io.Custom("COHERENT_CLIP_CONDITIONINGS")
@@ -106,15 +107,9 @@ class IterativeReuseSampler(io.ComfyNode):
               f"expected a LATENT with a 'samples' tensor, got {type(latent_image).__name__}")
         check(not getattr(samples, "is_nested", False), NODE, "latent_image", "nested (multi-shape) latents are not supported")
         check_frames(samples, NODE, "latent_image", ndims=(4, 5), layout="[frames, C, H, W] or [B, C, T, H, W]")
-        n_frames = samples.shape[frame_dim_of(samples)]
-        check(n_frames >= 2, NODE, "latent_image",
-              f"has {n_frames} frame; a clip needs at least 2 frames (the latent's batch size sets the clip length N)")
-        check(overlap < n_frames, NODE, "overlap",
-              f"must be smaller than the clip length N={n_frames} (the latent's frame count), got {overlap}")
-        check(overlap >= 0, NODE, "overlap", f"must be >= 0, got {overlap}")
-        check(total_frames >= n_frames, NODE, "total_frames",
-              f"{total_frames} is shorter than one clip (N={n_frames}, the latent's frame count)")
-        check(overlap_mode in OVERLAP_MODES, NODE, "overlap_mode", f"must be one of {OVERLAP_MODES}, got {overlap_mode!r}")
+        n_frames = samples.shape[frame_axis(samples)]
+        with node_errors(NODE, {"clip_frames": "latent_image"}):  # the clip plan checks N, overlap, total, mode
+            clips = clip_count(total_frames, n_frames, overlap, overlap_mode)
         check(steps >= 1, NODE, "steps", f"must be >= 1, got {steps}")
         check_range(noise_recycle, 0.0, 1e6, NODE, "noise_recycle")
         check_range(guidance_ratio, 0.0, 1.0, NODE, "guidance_ratio")
@@ -123,7 +118,6 @@ class IterativeReuseSampler(io.ComfyNode):
         if noise is not None:
             check(hasattr(noise, "seed") and callable(getattr(noise, "generate_noise", None)), NODE, "noise",
                   "must be a NOISE object with a seed and generate_noise(latent)")
-        clips = clip_count(total_frames, n_frames, overlap, overlap_mode)
         if clip_positives is not None:
             if not isinstance(clip_positives, (list, tuple)):
                 raise NodeInputError(NODE, "clip_positives", "must be a list of conditionings (use PerClipConditioning)")
@@ -136,13 +130,13 @@ class IterativeReuseSampler(io.ComfyNode):
         frame_bytes = samples.numel() // n_frames * samples.element_size()
         check_memory(frame_bytes * (total_frames + n_frames * (steps + 3)), NODE, "total_frames",
                      f"{total_frames} frames like the clip latent {tuple(samples.shape)}")
-        out = sample_iterative_reuse(
-            model, positive, negative, latent_image, total_frames=total_frames, overlap=overlap,
-            noise_recycle=noise_recycle, guidance_ratio=guidance_ratio, seed=seed, steps=steps, cfg=cfg,
-            sampler_name=sampler_name, scheduler=scheduler, denoise=denoise, noise=noise,
-            clip_positives=list(clip_positives) if clip_positives is not None else None, fnr=fnr,
-            overlap_mode=overlap_mode)
-        return io.NodeOutput(out)
+        settings = ReuseSettings(
+            total_frames=int(total_frames), overlap=int(overlap), noise_recycle=float(noise_recycle),
+            guidance_ratio=float(guidance_ratio), fnr=bool(fnr), overlap_mode=overlap_mode, seed=int(seed),
+            steps=int(steps), cfg=float(cfg), sampler_name=sampler_name, scheduler=scheduler, denoise=float(denoise),
+            reporter=NodeReporter(NODE))
+        return io.NodeOutput(run(model, positive, negative, latent_image, settings, noise=noise,
+                                 clip_positives=list(clip_positives) if clip_positives is not None else None))
 
 
 class PerClipConditioning(io.ComfyNode):

@@ -9,7 +9,8 @@ from comfy_api.latest import io
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..model_patches import motion as mm
-from ..model_patches.hooks.motion import patch_motion_smoothing
+from ..model_patches.video import frame_axis
+from ..model_patches.hooks.motion import MotionSmoothingSettings, patch
 from ._common import CATEGORY, NodeInputError, check, check_finite, check_model, check_range, node_id
 
 MotionType = io.Custom("COHERENT_MOTION")  # prefixed: "MOTION" is used by other packs
@@ -32,7 +33,7 @@ def _split_video(node: str, name: str, value):
         check(x.ndim in (4, 5), node, name,
               f"LATENT samples must be [frames, C, H, W] or [B, C, T, H, W], got shape {tuple(x.shape)}")
         extras = {k: v for k, v in value.items() if k not in _DROP_LATENT_KEYS}
-        return x, "latent", (2 if x.ndim == 5 else 0), extras
+        return x, "latent", frame_axis(x), extras
     if torch.is_tensor(value):
         check(value.ndim == 4, node, name, f"IMAGE must be [frames, H, W, C], got shape {tuple(value.shape)}")
         return value, "image", 0, {}
@@ -292,9 +293,8 @@ class MotionSmoothingPatch(io.ComfyNode):
         check_range(end_percent, 0.0, 1.0, node, "end_percent")
         check(start_percent <= end_percent, node, "end_percent",
               f"must be >= start_percent ({start_percent}), got {end_percent}")
-        if strength == 0:
-            return io.NodeOutput(model.clone())  # nothing installed: the model unchanged
-        return io.NodeOutput(patch_motion_smoothing(model, strength, sigma_frames, start_percent, end_percent))
+        settings = MotionSmoothingSettings(float(strength), float(sigma_frames), float(start_percent), float(end_percent))
+        return io.NodeOutput(patch(model, settings))  # strength 0: a plain clone, nothing installed
 
 
 NODES = [MotionDecomposer, MotionCombiner, MotionScale, MotionSmooth, MotionClamp, MotionSmoothingPatch]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..model_patches.hooks.reference import apply_reference
 from ..model_patches.hooks.blocks import architecture
+from ..model_patches.hooks.reference import ReferenceSettings, patch
 from ._dit import reference_on_dit
 from ._common import (CATEGORY, NodeInputError, check, check_frames, check_model, check_range, check_same_device,
-                      node_id)
+                      node_errors, node_id)
 
 NODE = "ReferenceImageCondition"
 
@@ -121,8 +121,12 @@ class ReferenceImageCondition(io.ComfyNode):
                                                     f"{tuple(vid.shape[2:])}; make both the same size")
         if strength == 0:  # every part off, the first-frame anchor included: the model and latent unchanged
             return io.NodeOutput(model.clone(), video_latent)
-        m = apply_reference(model, ref[:1], strength, style_fidelity, attention_weight, adain_weight, start_percent,
-                            end_percent, bool(anchor_first_frame), bool(concat_reference), int(noise_seed), node=NODE)
+        settings = ReferenceSettings(
+            strength=float(strength), style_fidelity=float(style_fidelity), attention_weight=float(attention_weight),
+            adain_weight=float(adain_weight), start_percent=float(start_percent), end_percent=float(end_percent),
+            anchor_first_frame=bool(anchor_first_frame), concat_reference=bool(concat_reference), seed=int(noise_seed))
+        with node_errors(NODE, {"seed": "noise_seed"}):
+            m = patch(model, ref[:1], settings)
         return io.NodeOutput(m, reference_video_latent(video_latent, ref, bool(anchor_first_frame)))
 
 

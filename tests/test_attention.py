@@ -53,13 +53,14 @@ def options(H, branches, frames, sigma=5.0, **extra):
 
 
 def cross(H, mode="anchor", anchor="first", index=0, strength=1.0, uid="cs"):
-    return H.cross_stream.CrossStreamExtender(H.cross_stream.CrossStreamSettings(uid=uid, mode=mode, anchor=anchor, anchor_index=index,
-                                                       strength=strength, sigma_start=1e9, sigma_end=0.0))
+    settings = H.cross_stream.CrossStreamSettings(mode=mode, anchor=anchor, anchor_index=index, strength=strength)
+    return H.cross_stream.CrossStreamExtender(settings, uid, H.state.SigmaRange(None, None, (1e9, 0.0)))
 
 
 def reference(H, strength=1.0, style_fidelity=0.5, uid="ref"):
-    return H.reference.ReferenceExtender(H.reference.ReferenceSettings(uid=uid, strength=strength, style_fidelity=style_fidelity,
-                                                   sigma_start=1e9, sigma_end=0.0, seed=0, concat=False, write=True))
+    return H.reference.ReferenceExtender(H.reference.ActiveReference(
+        uid=uid, strength=strength, style_fidelity=style_fidelity, seed=0, concat=False, write=True,
+        sigmas=H.state.SigmaRange(None, None, (1e9, 0.0))))
 
 
 def expected_cross(q, k, v, branches, frames, mode, anchor_pos=0, strength=1.0, frame_index=None):
@@ -107,14 +108,16 @@ def test_layout_without_branches_is_one_branch(A):
 
 
 def test_index_helpers(A):
+    import coherent_video.model_patches.video as V
+
     assert A.previous_positions([4, 5, 6, 7]) == [0, 0, 1, 2]
     assert A.previous_positions([0, 1, 2]) == [0, 0, 1]
     assert A.local_position(6, [4, 5, 6]) == 2 and A.local_position(0, [4, 5, 6]) is None
     assert A.nearest_position(0, [4, 5, 6]) == 0 and A.nearest_position(9, [4, 5, 6]) == 2
-    assert A.resolve_anchor("center", 0, 16, range(16)) == 7 and A.resolve_anchor("center", 0, 15, range(15)) == 7
-    assert A.resolve_anchor("center", 0, None, [4, 5, 6, 7]) == 5
-    assert A.resolve_anchor("last", 0, 16, range(16)) == 15 and A.resolve_anchor("last", 0, None, [4, 5, 6]) == 6
-    assert A.resolve_anchor("index", 3, 16, range(16)) == 3 and A.resolve_anchor("first", 3, 16, range(16)) == 0
+    assert V.resolve_anchor("center", 0, 16, range(16)) == 7 and V.resolve_anchor("center", 0, 15, range(15)) == 7
+    assert V.resolve_anchor("center", 0, None, [4, 5, 6, 7]) == 5
+    assert V.resolve_anchor("last", 0, 16, range(16)) == 15 and V.resolve_anchor("last", 0, None, [4, 5, 6]) == 6
+    assert V.resolve_anchor("index", 3, 16, range(16)) == 3 and V.resolve_anchor("first", 3, 16, range(16)) == 0
 
 
 
@@ -358,15 +361,15 @@ def test_sub_idxs_window_anchor_index_inside_and_sparse_causal(H):
 
 
 def test_anchor_index_outside_frames_is_an_error(H):
-    from coherent_video.model_patches.errors import NodeInputError
+    from coherent_video.model_patches.errors import ParameterError
 
     q, k, v = qkv((0, 1), 4)
     chain = H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 4),))
-    with pytest.raises(NodeInputError, match=r"\[CrossStreamAttention\] input 'anchor_index'.*outside the 4 frames"):
+    with pytest.raises(ParameterError, match=r"parameter 'anchor_index'.*outside the 4 frames"):
         chain(q, k, v, options(H, (0, 1), 4))
     # in a window, against the whole video's length (ad_params["full_length"])
     q2, k2, v2 = qkv((0,), 2)
-    with pytest.raises(NodeInputError, match=r"input 'anchor_index'.*outside the 8 frames"):
+    with pytest.raises(ParameterError, match=r"parameter 'anchor_index'.*outside the 8 frames"):
         H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, _window_options(H, (0,), [0, 1], full=8))
 
 
@@ -375,16 +378,16 @@ def test_core_context_window_anchor_is_absolute(H):
     batch), so `centre` is the video's centre in every window and an out-of-range index is an error."""
     from comfy.context_windows import IndexListContextWindow
 
-    from coherent_video.model_patches.errors import NodeInputError
+    from coherent_video.model_patches.errors import ParameterError
 
     run = H.state.RunState(total_frames=8)
 
     def core_options(idx):
         return options(H, (0,), len(idx), context_window=IndexListContextWindow(list(idx)), **{H.state.RUN_KEY: run})
 
-    import coherent_video.model_patches.attention as A
+    import coherent_video.model_patches.video as V
 
-    centre = A.resolve_anchor("center", 0, 8, list(range(8)))  # the whole video's centre frame
+    centre = V.resolve_anchor("center", 0, 8, list(range(8)))  # the whole video's centre frame
     chain = H.chain.AttentionChain(KEY, (cross(H, "anchor", "center"),))
     q2, k2, v2 = qkv((0,), 4, seed=2)
     got = chain(q2, k2, v2, core_options(range(3, 7)))  # this window's own centre would be frame 5
@@ -392,14 +395,14 @@ def test_core_context_window_anchor_is_absolute(H):
     for f in range(4):
         want = direct(q2[f], torch.cat([k2[f], k2[p]]), torch.cat([v2[f], v2[p]]))
         torch.testing.assert_close(got[f], want, atol=2e-5, rtol=1e-4)
-    with pytest.raises(NodeInputError, match=r"input 'anchor_index'.*outside the 8 frames"):
+    with pytest.raises(ParameterError, match=r"parameter 'anchor_index'.*outside the 8 frames"):
         H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, core_options(range(4, 8)))
 
 
 def test_sigma_range_gates_cross_stream(H):
     q, k, v = qkv((0,), 3)
-    ext = H.cross_stream.CrossStreamExtender(H.cross_stream.CrossStreamSettings(uid="x", mode="anchor", anchor="first", anchor_index=0,
-                                                      strength=1.0, sigma_start=4.0, sigma_end=2.0))
+    ext = H.cross_stream.CrossStreamExtender(H.cross_stream.CrossStreamSettings(mode="anchor", anchor="first"), "x",
+                                             H.state.SigmaRange(None, None, (4.0, 2.0)))
     chain = H.chain.AttentionChain(KEY, (ext,))
     plain = torch.stack([direct(q[r], k[r], v[r]) for r in range(3)])
     torch.testing.assert_close(chain(q, k, v, options(H, (0,), 3, sigma=5.0)), plain, atol=2e-5, rtol=1e-4)

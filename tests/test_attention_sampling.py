@@ -261,7 +261,7 @@ def test_sampler_custom_advanced_with_both(comfy, nodes_, tiny_model, tiny_cond)
 
 # ------------------------------------------------------------------------------------- bad input
 def test_bad_inputs_name_node_and_input(comfy, nodes_, tiny_model, tiny_cond):
-    from coherent_video.model_patches.errors import NodeInputError
+    from coherent_video.nodes._common import NodeInputError
     from tools.fixtures import assert_same_fingerprint, model_fingerprint
 
     fp = model_fingerprint(tiny_model)

@@ -184,7 +184,7 @@ def test_first_frame_anchor_holds_latent_frame_zero(comfy, dit):
 def test_unsupported_dit_is_a_clear_error(comfy, dit, pack):
     errors = importlib.import_module(pack.__name__ + ".model_patches.errors")
     fx = F.build("ltxv", frames=2)
-    with pytest.raises(errors.NodeInputError, match=r"\[ReferenceImageCondition\] input 'model'.*LTXV"):
+    with pytest.raises(errors.ParameterError, match=r"parameter 'model'.*LTXV"):
         dit.apply_reference_dit(fx.model, torch.zeros(1, 128, 1, 4, 4), 1.0, 0.5, 1.0, 0.0, 1.0, False, 0)
 
 
@@ -243,8 +243,8 @@ def test_cross_window_outside_windows_is_the_unpatched_model(comfy, dit):
 def test_cross_window_bad_inputs(comfy, dit, pack):
     errors = importlib.import_module(pack.__name__ + ".model_patches.errors")
     fx = F.build("wan21_t2v", frames=9)
-    with pytest.raises(errors.NodeInputError, match=r"\[CrossStreamAttention\] input 'mode'"):
+    with pytest.raises(errors.ParameterError, match=r"parameter 'mode'"):
         dit.apply_cross_window(fx.model, "mutual", "first", 0, 1.0, True, True, True, 0.0, 1.0)
     m = dit.apply_cross_window(_windows(fx.model), "anchor", "index", 40, 1.0, True, True, True, 0.0, 1.0)
-    with pytest.raises(errors.NodeInputError, match=r"input 'anchor_index'.*outside the 9 latent frames"):
+    with pytest.raises(errors.ParameterError, match=r"parameter 'anchor_index'.*outside the 9 latent frames"):
         F.sample_ksampler(m, fx.positive, fx.negative, fx.latent, steps=1)

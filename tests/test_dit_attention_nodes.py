@@ -12,7 +12,7 @@ from support import families as F
 def _nodes(pack):
     ref = importlib.import_module(pack.__name__ + ".nodes.reference_image").ReferenceImageCondition
     cross = importlib.import_module(pack.__name__ + ".nodes.cross_stream").CrossStreamAttention
-    err = importlib.import_module(pack.__name__ + ".model_patches.errors").NodeInputError
+    err = importlib.import_module(pack.__name__ + ".nodes._common").NodeInputError
     return ref, cross, err
 
 
@@ -121,3 +121,11 @@ def test_cross_stream_node_on_wan_context_windows(comfy, pack):
     with pytest.raises(Err, match=r"\[CrossStreamAttention\] input 'min_level'"):
         Cross.execute(wm, "anchor", "first", 0, 1.0, min_level=1)
     F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))
+
+
+def test_cross_stream_node_names_itself_in_errors_found_while_sampling(comfy, pack):
+    _, Cross, Err = _nodes(pack)
+    fx = F.build("wan21_t2v", frames=9)
+    m = _out(Cross.execute(_windows(fx.model), "anchor", "index", 40, 1.0))[0]
+    with pytest.raises(Err, match=r"\[CrossStreamAttention\] input 'anchor_index'.*outside the 9 latent frames"):
+        F.sample_ksampler(m, fx.positive, fx.negative, fx.latent, steps=1)

@@ -7,7 +7,7 @@ import torch
 
 from support import families as F
 
-ALL = list(F.FAMILIES)
+ALL = list(F.FAMILIES) + list(F.EXTRA_FAMILIES)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -125,3 +125,76 @@ def test_motion_nodes_along_t_of_a_sampled_video(fx):
     assert roughness(smoothed["samples"]) < roughness(x)
     clamped = F.run_node("MotionCombiner", content, F.run_node("MotionClamp", motion, 0.5)[0])[0]["samples"]
     assert clamped.shape == x.shape and torch.isfinite(clamped).all()
+
+
+# ------------------------------------------------------------------------------------- Wan 2.2 A14B: two experts
+def test_wan22_two_experts_noise_on_the_high_noise_expert():
+    """Wan 2.2 A14B samples with a high-noise and a low-noise expert in two KSamplerAdvanced (the second with
+    add_noise disabled). BaseResidualNoiseModel on the first shapes the initial noise; on the second it has no
+    noise to change and is a no-op."""
+    import nodes
+
+    high, pos, neg, lat = F.build("wan22_t2v", frames=T, seed=0)
+    low = F.build_model("wan22_t2v", seed=1)
+    ksa = nodes.KSamplerAdvanced()
+
+    def two_experts(h, lo):
+        mid = ksa.sample(h, "enable", 3, 4, 2.0, "euler", "simple", pos, neg, lat, 0, 2, "enable")[0]
+        return ksa.sample(lo, "disable", 3, 4, 2.0, "euler", "simple", pos, neg, mid, 2, 4, "disable")[0]["samples"]
+
+    plain = two_experts(high, low)
+    patch = lambda m: F.run_node("BaseResidualNoiseModel", m, "shared", 0.5, 1.0, -1, True, False, "")[0]  # noqa: E731
+    assert torch.equal(two_experts(high, patch(low)), plain)
+    out = two_experts(patch(high), low)
+    assert out.shape == plain.shape and not torch.equal(out, plain)
+
+
+@pytest.mark.parametrize("family", F.MAIN_VIDEO_FAMILIES)
+@pytest.mark.parametrize("mode,back", [("forward", 0), ("reversed_drop", 2)])
+def test_iterative_reuse_seam_direction_on_time_ordered_noise(family, mode, back):
+    """Forward continuity on 5-D latents: with time-ordered (progressive) noise, the first latent frame after a
+    seam is closest to the last one before it in forward mode; the paper's reversed drop jumps back M frames."""
+    n, m = 6, 2
+    model, pos, neg, lat = F.build(family, frames=n)
+    noise = F.run_node("BaseResidualNoise", 4, "progressive", 0.5, 3.0, -1, "")[0]
+    out = reuse(model, pos, neg, lat, total_frames=2 * n - m, overlap=m, overlap_mode=mode, noise=noise, steps=3,
+                guidance_ratio=0.4)
+    dist = [(out[:, :, n] - out[:, :, i]).pow(2).mean().item() for i in range(n)]
+    assert dist.index(min(dist)) == n - 1 - back, dist
+
+
+def _reuse_hooks():
+    import importlib
+
+    for name in ("coherent_video.model_patches.hooks.reuse", "coherent_video.model_patches.reuse_hooks"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError("no reuse hooks module")
+
+
+@pytest.mark.parametrize("family", ["wan21_t2v", "ltxv"])
+def test_dsg_replays_the_recorded_trajectory_on_latent_frames(family):
+    """DSG on dim 2: while guided, the re-traced overlap latent frames of clip 1 equal the recorded states of the
+    latent frames they re-trace (N-M+k in forward order) bit for bit; afterwards they evolve freely."""
+    import coherent_video.model_patches.reuse as reuse_math
+
+    n, m, steps, g = 4, 2, 4, 0.75
+    model, pa, neg, lat = F.build(family, frames=n)
+    pb = F.conditioning(family, seed=40)
+    clips = F.run_node("PerClipConditioning", pb, 1, F.run_node("PerClipConditioning", pa, 1)[0])[0]
+    states = {}
+    _reuse_hooks().sample_iterative_reuse(
+        model, pa, neg, lat, total_frames=2 * n - m, overlap=m, noise_recycle=4.0, guidance_ratio=g, seed=3,
+        steps=steps, cfg=2.0, sampler_name="euler", scheduler="simple", clip_positives=clips, overlap_mode="forward",
+        step_callback=lambda c, s, x0, x: states.__setitem__((c, s), x.detach().clone()))
+    stage = reuse_math.staged_guidance_steps(steps, m, g)
+    assert stage == [3, 2]
+    for k, src in enumerate([n - m + k for k in range(m)]):
+        for s in range(steps):
+            ours, record = states[(1, s)][:, :, k], states[(0, s)][:, :, src]
+            if s < stage[k]:
+                assert torch.equal(ours, record), (k, s)
+            else:
+                assert float((ours - record).abs().max()) > 1e-4, (k, s)

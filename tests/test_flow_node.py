@@ -54,11 +54,13 @@ def test_import_mutates_no_comfyui_global(comfy, pack):
 
     import folder_paths
 
+    import coherent_video.model_patches.hooks.flow as hooks
     import coherent_video.nodes.flow_upsample as mod
 
     saved = folder_paths.folder_names_and_paths.pop("frame_interpolation", None)
     before = copy.deepcopy(folder_paths.folder_names_and_paths)
     try:
+        importlib.reload(hooks)
         importlib.reload(mod)
         mod.FlowTemporalUpsample.GET_SCHEMA()
         mod.RIFELoader.GET_SCHEMA()

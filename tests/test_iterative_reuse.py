@@ -145,11 +145,11 @@ def dsg_states(hooks, node, model, n=4, m=2, steps=4, g=0.75, mode="forward", sa
     states = {}
     lat = lat if lat is not None else latent(n)
     total = 2 * n - m if mode != "concat" else 2 * n
-    out = hooks.sample_iterative_reuse(
-        model, pa, neg, lat, total_frames=total, overlap=m, noise_recycle=4.0, guidance_ratio=g, seed=3,
-        steps=steps, cfg=2.0, sampler_name=sampler_name, scheduler="normal", clip_positives=clip_pos,
-        overlap_mode=mode, denoise=denoise,
-        step_callback=lambda c, s, x0, x: states.__setitem__((c, s), x.detach().clone()))
+    settings = hooks.ReuseSettings(total_frames=total, overlap=m, noise_recycle=4.0, guidance_ratio=g, seed=3,
+                                   steps=steps, cfg=2.0, sampler_name=sampler_name, scheduler="normal",
+                                   overlap_mode=mode, denoise=denoise)
+    out = hooks.run(model, pa, neg, lat, settings, clip_positives=clip_pos,
+                    step_callback=lambda c, s, x0, x: states.__setitem__((c, s), x.detach().clone()))
     assert out["samples"].shape[0] == total
     return states
 

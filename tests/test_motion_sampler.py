@@ -77,9 +77,10 @@ def test_insampler_input_model_unchanged_on_error_inside_the_hook(parts, tiny_mo
 
 def test_post_cfg_hook_layouts_and_range(parts):
     _, _, mm = parts
-    from coherent_video.model_patches.hooks.motion import MotionSmoothingPostCFG
+    from coherent_video.model_patches.hooks.motion import MotionSmoothingPostCFG, MotionSmoothingSettings
+    from coherent_video.model_patches.hooks.state import SigmaRange
 
-    hook = MotionSmoothingPostCFG(0.5, 1.0, sigma_start=10.0, sigma_end=1.0)
+    hook = MotionSmoothingPostCFG(MotionSmoothingSettings(0.5, 1.0), SigmaRange(None, None, (10.0, 1.0)))
     x4 = torch.randn(6, 4, 5, 5)
     args = {"denoised": x4, "sigma": torch.full((6,), 5.0)}
     assert torch.allclose(hook(args), mm.smooth_motion_component(x4, 0.5), atol=1e-6)
@@ -89,4 +90,4 @@ def test_post_cfg_hook_layouts_and_range(parts):
     x5 = torch.randn(1, 4, 6, 5, 5)                                            # [B, C, T, H, W]
     y5 = hook({"denoised": x5, "sigma": torch.full((1,), 5.0)})
     assert torch.allclose(y5, mm.smooth_motion_component(x5, 0.5, frame_dim=2), atol=1e-6)
-    assert MotionSmoothingPostCFG(0.0, 1.0, 10.0, 1.0)(args) is x4
+    assert MotionSmoothingPostCFG(MotionSmoothingSettings(0.0, 1.0), SigmaRange(None, None, (10.0, 1.0)))(args) is x4

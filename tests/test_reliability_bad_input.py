@@ -352,7 +352,7 @@ def _node_names(ctx, cls_name: str) -> set:
 @pytest.mark.parametrize("cls_name,input_name,what,call", BAD,
                          ids=[f"{n}-{i}-{w}" for n, i, w, _ in BAD])
 def test_bad_input_names_node_and_input(ctx, cls_name, input_name, what, call):
-    from coherent_video.model_patches.errors import NodeInputError
+    from coherent_video.nodes._common import NodeInputError
     from tools import fixtures
 
     takes_model = cls_name in MODEL_NODES
@@ -380,7 +380,7 @@ def test_memory_refusal_gives_an_estimate_before_allocating(ctx):
     """The refusal comes before any large allocation: the process RSS stays flat."""
     import psutil
 
-    from coherent_video.model_patches.errors import NodeInputError
+    from coherent_video.nodes._common import NodeInputError
 
     rss = psutil.Process().memory_info().rss
     with pytest.raises(NodeInputError, match=r"needs about [0-9.]+ GiB but only [0-9.]+ GiB is free"):

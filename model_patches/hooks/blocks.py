@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import NodeInputError
+from ..errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,14 @@ def select_blocks(blocks: list[AttentionBlock], input_blocks: bool, middle_block
     return [b.key for b in blocks if ok[b.key[0]] and b.level >= min_level]
 
 
-def unet_blocks(model, node: str):
+def model_blocks(model):
+    """``(diffusion_model, self-attention blocks)`` of a MODEL; :class:`ParameterError` on ``model`` when
+    no supported architecture is found."""
     dm = model.get_model_object("diffusion_model")
     blocks = attention_blocks(dm)
     if not blocks:
-        raise NodeInputError(node, "model", "no U-Net self-attention blocks found; only SD1.x/SD2/SDXL-style "
-                                            "U-Nets (input/middle/output blocks with SpatialTransformers) are supported")
+        raise ParameterError("model", "no U-Net self-attention blocks found; only SD1.x/SD2/SDXL-style "
+                                      "U-Nets (input/middle/output blocks with SpatialTransformers) are supported")
     return dm, blocks
 
 

@@ -1,55 +1,54 @@
-"""CrossStreamAttention hooks: cross-frame K/V extenders in the selected blocks' attention chains."""
+"""Cross-stream (cross-frame) attention hooks: cross-frame K/V extenders in the selected blocks' attention chains."""
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 
-from ..attention import (KVExtension, frame_tokens, local_position, nearest_position, previous_positions, resolve_anchor,
-                         temporal_mean, to_frames)
-from ..errors import NodeInputError
-from .blocks import select_blocks, unet_blocks
+from ..attention import (KVExtension, frame_tokens, local_position, nearest_position, previous_positions, temporal_mean,
+                         to_frames)
+from ..errors import ParameterError, Reporter
+from ..video import resolve_anchor
+from .blocks import model_blocks, select_blocks
 from .chain import install_extender
-from .state import (RUN_KEY, SAMPLING_KEY, WRITING_KEY, ensure_run_scope, frame_index_of, in_range, sigma_bounds,
-                    sigma_range, total_frames_of)
+from .state import RUN_KEY, SAMPLING_KEY, WRITING_KEY, SigmaRange, ensure_run_scope, frame_index_of, total_frames_of
 
 
 @dataclass(frozen=True)
 class CrossStreamSettings:
-    uid: str
-    mode: str
-    anchor: str
-    anchor_index: int
-    strength: float
-    sigma_start: float
-    sigma_end: float
-    node: str = "CrossStreamAttention"
-    start_percent: float | None = None  # resolved against the sampling model_sampling (sigma_* = node-time)
-    end_percent: float | None = None
+    """Cross-frame attention: which frames each frame also attends to, in which blocks, when."""
 
-    def bounds(self, model_sampling) -> tuple[float, float]:
-        return sigma_bounds(model_sampling, self.start_percent, self.end_percent, (self.sigma_start, self.sigma_end))
+    mode: str = "anchor"          # attention.CROSS_MODES
+    anchor: str = "first"         # video.ANCHOR_MODES (anchor mode)
+    anchor_index: int = 0         # anchor = index: the absolute frame
+    strength: float = 1.0
+    input_blocks: bool = True
+    middle_block: bool = True
+    output_blocks: bool = True
+    min_level: int = 0
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+    reporter: Reporter = Reporter()  # where errors found while sampling go
 
 
 class CrossStreamExtender:
     """Cross-frame K/V: anchor frame (Text2Video-Zero), first + previous frame (sparse-causal), or
     the temporal-mean content stream (mutual)."""
 
-    def __init__(self, settings: CrossStreamSettings):
-        self.s = settings
+    def __init__(self, settings: CrossStreamSettings, uid: str, sigmas: SigmaRange):
+        self.s, self.uid, self.sigmas = settings, uid, sigmas
 
     def __repr__(self):
-        return f"CrossStreamExtender({self.s!r})"
+        return f"CrossStreamExtender({self.s!r}, {self.uid!r}, {self.sigmas!r})"
 
-    def _frame(self, key, k4, v4, absolute, options, layout, sigma, input_name):
+    def _frame(self, key, k4, v4, absolute, options, layout, sigma, param):
         """K/V of absolute frame ``absolute`` as ``[B, 1, N, D]``: from this window, else from the
         run's cache of an earlier window at this sigma, else the nearest frame of this window."""
         total = total_frames_of(options, layout)
         if total is not None and not (0 <= absolute < total):
-            raise NodeInputError(self.s.node, input_name,
-                                 f"frame {absolute} is outside the {total} frames being sampled (0..{total - 1})")
+            raise ParameterError(param, f"frame {absolute} is outside the {total} frames being sampled (0..{total - 1})")
         windowed = frame_index_of(options) is not None
         run = options.get(RUN_KEY)
-        ck = (self.s.uid, key, sigma, layout.branches, absolute)
+        ck = (self.uid, key, sigma, layout.branches, absolute)
         if windowed and run is not None:
             run.keep_anchors_of(sigma)
         pos = local_position(absolute, layout.frame_index)
@@ -67,8 +66,14 @@ class CrossStreamExtender:
     def extension(self, key, k, v, options, layout, sigma):
         if options.get(WRITING_KEY) is not None or self.s.strength == 0:
             return None
-        if not in_range(sigma, *self.s.bounds(options.get(SAMPLING_KEY))):
+        if not self.sigmas.contains(sigma, options.get(SAMPLING_KEY)):
             return None
+        try:
+            return self._extension(key, k, v, options, layout, sigma)
+        except ParameterError as e:
+            raise self.s.reporter.error(e) from None
+
+    def _extension(self, key, k, v, options, layout, sigma):
         k4, v4 = to_frames(k, layout), to_frames(v, layout)
         if self.s.mode == "anchor":
             total = total_frames_of(options, layout)
@@ -82,24 +87,21 @@ class CrossStreamExtender:
         elif self.s.mode == "mutual":
             ks, vs = (temporal_mean(k4),), (temporal_mean(v4),)
         else:
-            raise NodeInputError(self.s.node, "mode", f"unknown mode {self.s.mode!r}")
+            raise ParameterError("mode", f"unknown mode {self.s.mode!r}")
         return KVExtension(ks, vs, (self.s.strength,) * layout.n_branches)
 
 
-def apply_cross_stream(model, mode: str, anchor: str, anchor_index: int, strength: float, input_blocks: bool,
-                       middle_block: bool, output_blocks: bool, min_level: int, start_percent: float,
-                       end_percent: float, node: str = "CrossStreamAttention"):
-    """Clone ``model`` with cross-frame attention on the selected blocks."""
-    _, blocks = unet_blocks(model, node)
-    keys = select_blocks(blocks, input_blocks, middle_block, output_blocks, min_level)
+def patch(model, settings: CrossStreamSettings):
+    """Clone ``model`` with cross-frame attention on the selected blocks (strength 0: a plain clone)."""
+    if settings.strength == 0:
+        return model.clone()
+    _, blocks = model_blocks(model)
+    keys = select_blocks(blocks, settings.input_blocks, settings.middle_block, settings.output_blocks, settings.min_level)
     if not keys:
-        raise NodeInputError(node, "min_level", "no self-attention block matches this block selection "
-                                                "(sections and min_level); select at least one block")
-    sigma_start, sigma_end = sigma_range(model, start_percent, end_percent)
-    settings = CrossStreamSettings(uid=uuid.uuid4().hex, mode=mode, anchor=anchor, anchor_index=int(anchor_index),
-                                   strength=float(strength), sigma_start=sigma_start, sigma_end=sigma_end, node=node,
-                                   start_percent=float(start_percent), end_percent=float(end_percent))
+        raise ParameterError("min_level", "no self-attention block matches this block selection "
+                                          "(sections and min_level); select at least one block")
     m = model.clone()
     ensure_run_scope(m)
-    install_extender(m, keys, CrossStreamExtender(settings))
+    install_extender(m, keys, CrossStreamExtender(settings, uuid.uuid4().hex,
+                                                  SigmaRange.of(model, settings.start_percent, settings.end_percent)))
     return m

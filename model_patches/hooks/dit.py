@@ -37,7 +37,7 @@ from comfy.patcher_extension import WrappersMP
 from ..attention import branch_weights, batch_layout
 from .state import sigma_bounds
 from ..dit_attention import DitExtension, extended_attention, extension_positions, frame_tokens, pad_mask, rotate_time
-from ..errors import NodeInputError
+from ..errors import ParameterError, Reporter
 
 DIT_RUN_KEY = "coherent_video_dit_run"        # DitRunState of the current sampling run
 DIT_CALL_KEY = "coherent_video_dit_call"      # DitCall of the current model call
@@ -88,12 +88,12 @@ def is_video_dit(model) -> bool:
     return dit_family(dm) is not None or name in ("LTXVModel", "LTXAVModel") or hasattr(dm, "patchifier")
 
 
-def require_family(model, node: str) -> DitFamily:
+def require_family(model) -> DitFamily:
     dm = model.get_model_object("diffusion_model")
     fam = dit_family(dm)
     if fam is None:
-        raise NodeInputError(node, "model", f"{type(dm).__name__} is not supported on DiT video models here: the "
-                                            "attention patches serve Wan 2.1/2.2 and HunyuanVideo 1.5 (and SD U-Nets)")
+        raise ParameterError("model", f"{type(dm).__name__} is not supported on DiT video models here: the "
+                                      "attention patches serve Wan 2.1/2.2 and HunyuanVideo 1.5 (and SD U-Nets)")
     return fam
 
 
@@ -481,10 +481,9 @@ def as_video_reference(ref: torch.Tensor) -> torch.Tensor:
 
 
 def apply_reference_dit(model, reference: torch.Tensor, strength: float, style_fidelity: float, attention_weight: float,
-                        start_percent: float, end_percent: float, anchor_first_frame: bool, seed: int,
-                        node: str = "ReferenceImageCondition"):
+                        start_percent: float, end_percent: float, anchor_first_frame: bool, seed: int):
     """Clone ``model`` with the reference write pass and the reference K/V in the selected blocks."""
-    fam = require_family(model, node)
+    fam = require_family(model)
     keys = select_block_share(fam, attention_weight)
     ms = model.get_model_object("model_sampling")
     sigma_start, sigma_end = float(ms.percent_to_sigma(start_percent)), float(ms.percent_to_sigma(end_percent))
@@ -516,7 +515,7 @@ class CrossWindowSettings:
     end_percent: float
     sigma_start: float
     sigma_end: float
-    node: str = "CrossStreamAttention"
+    reporter: Reporter = Reporter()   # where errors found while sampling go
 
     def bounds(self, model_sampling):
         return sigma_bounds(model_sampling, self.start_percent, self.end_percent, (self.sigma_start, self.sigma_end))
@@ -558,8 +557,8 @@ class CrossWindowExtender:
         else:
             a = anchor_index(int(total), self.s.anchor) if total else window[0]
         if total is not None and not 0 <= a < total:
-            raise NodeInputError(self.s.node, "anchor_index",
-                                 f"latent frame {a} is outside the {total} latent frames being sampled (0..{total - 1})")
+            raise self.s.reporter.error(ParameterError(
+                "anchor_index", f"latent frame {a} is outside the {total} latent frames being sampled (0..{total - 1})"))
         return a
 
     def extension(self, ctx: BlockCall, k, v, layout):
@@ -615,20 +614,20 @@ class CrossWindowExtender:
 
 def apply_cross_window(model, mode: str, anchor: str, anchor_index: int, strength: float, first_blocks: bool,
                        middle_blocks: bool, last_blocks: bool, start_percent: float, end_percent: float,
-                       node: str = "CrossStreamAttention"):
+                       reporter: Reporter = Reporter()):
     """Clone ``model`` with cross-window anchor attention on the selected blocks."""
-    fam = require_family(model, node)
+    fam = require_family(model)
     if mode not in ("anchor", "sparse_causal"):
-        raise NodeInputError(node, "mode", f"{mode!r} is a U-Net mode; on DiT video models (which already attend "
-                                           "across all frames of a window) use anchor or sparse_causal, which "
-                                           "attend across context windows")
+        raise ParameterError("mode", f"{mode!r} is a U-Net mode; on DiT video models (which already attend "
+                                     "across all frames of a window) use anchor or sparse_causal, which "
+                                     "attend across context windows")
     keys = select_block_thirds(fam, first_blocks, middle_blocks, last_blocks)
     if not keys:
-        raise NodeInputError(node, "input_blocks", "no transformer block selected")
+        raise ParameterError("input_blocks", "no transformer block selected")
     ms = model.get_model_object("model_sampling")
     s = CrossWindowSettings(uuid.uuid4().hex, mode, anchor, int(anchor_index), float(strength), float(start_percent),
                             float(end_percent), float(ms.percent_to_sigma(start_percent)),
-                            float(ms.percent_to_sigma(end_percent)), node)
+                            float(ms.percent_to_sigma(end_percent)), reporter)
     m = model.clone()
     _ensure_scopes(m)
     install_extender(m, fam, keys, CrossWindowExtender(s))

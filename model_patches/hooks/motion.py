@@ -1,4 +1,4 @@
-"""ComfyUI hook for in-sampler motion smoothing (DSDN-style), built on :mod:`.motion`.
+"""ComfyUI hook for in-sampler motion smoothing (DSDN-style), built on :mod:`..motion`.
 
 One post-CFG function (``ModelPatcher.set_model_sampler_post_cfg_function``): at every model
 call whose sigma lies in ``[sigma_end, sigma_start]`` the CFG-combined denoised estimate is split
@@ -13,41 +13,39 @@ act inside ``calc_cond_batch``; the post-CFG function sees the merged full-lengt
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..motion import apply_frame_operator, motion_smoothing_matrix
+from ..video import frame_axis
+from .state import SigmaRange
 
 
-def frame_axis(x: torch.Tensor) -> int:
-    """Frames are on dim 2 of a 5-D latent and on the batch axis otherwise."""
-    return 2 if x.ndim == 5 else 0
+@dataclass(frozen=True)
+class MotionSmoothingSettings:
+    strength: float = 0.5        # blend of the smoothed estimate per step (0 = unpatched)
+    sigma_frames: float = 1.0    # temporal Gaussian width in frames
+    start_percent: float = 0.0
+    end_percent: float = 1.0
 
 
 class MotionSmoothingPostCFG:
-    """The post-CFG callable. Small on purpose: its whole state is four numbers (and its matrices)."""
+    """The post-CFG callable. Small on purpose: its whole state is its settings, its sigma range (and its
+    matrices)."""
 
-    def __init__(self, strength: float, sigma_frames: float, sigma_start: float, sigma_end: float,
-                 start_percent: float | None = None, end_percent: float | None = None):
-        self.strength = float(strength)
-        self.sigma_frames = float(sigma_frames)
-        self.sigma_start = float(sigma_start)
-        self.sigma_end = float(sigma_end)
-        self.start_percent, self.end_percent = start_percent, end_percent
+    def __init__(self, settings: MotionSmoothingSettings, sigmas: SigmaRange):
+        self.s, self.sigmas = settings, sigmas
         self._matrices: dict = {}  # num_frames -> matrix; lives with the patched model, no module-level cache
 
     def active(self, sigma: torch.Tensor, model_sampling=None) -> bool:
         """In range, with the percent range read from the model_sampling sampled with now (a later node
         such as AnimateDiff-Evolved's loader may have swapped the schedule after this node ran)."""
-        s = float(sigma.reshape(-1)[0])
-        sigma_start, sigma_end = self.sigma_start, self.sigma_end
-        if model_sampling is not None and self.start_percent is not None and self.end_percent is not None:
-            sigma_start = float(model_sampling.percent_to_sigma(self.start_percent))
-            sigma_end = float(model_sampling.percent_to_sigma(self.end_percent))
-        return sigma_end <= s <= sigma_start
+        return self.sigmas.contains(float(sigma.reshape(-1)[0]), model_sampling)
 
     def __call__(self, args: dict) -> torch.Tensor:
         denoised = args["denoised"]
-        if self.strength == 0.0 or self.sigma_frames <= 0.0:
+        if self.s.strength == 0.0 or self.s.sigma_frames <= 0.0:
             return denoised
         dim = frame_axis(denoised)
         num_frames = denoised.shape[dim]
@@ -55,21 +53,22 @@ class MotionSmoothingPostCFG:
             return denoised
         matrix = self._matrices.get(num_frames)
         if matrix is None:
-            matrix = self._matrices[num_frames] = motion_smoothing_matrix(num_frames, self.strength, self.sigma_frames)
+            matrix = self._matrices[num_frames] = motion_smoothing_matrix(num_frames, self.s.strength,
+                                                                          self.s.sigma_frames)
         return apply_frame_operator(denoised, matrix, dim)
 
     def __repr__(self) -> str:
-        return (f"MotionSmoothingPostCFG(strength={self.strength}, sigma_frames={self.sigma_frames}, "
-                f"sigma=[{self.sigma_end:.4g}, {self.sigma_start:.4g}])")
+        lo, hi = self.sigmas.fallback[1], self.sigmas.fallback[0]
+        return (f"MotionSmoothingPostCFG(strength={self.s.strength}, sigma_frames={self.s.sigma_frames}, "
+                f"sigma=[{lo:.4g}, {hi:.4g}])")
 
 
-def patch_motion_smoothing(model, strength: float, sigma_frames: float = 1.0,
-                           start_percent: float = 0.0, end_percent: float = 1.0):
-    """Clone ``model`` and attach :class:`MotionSmoothingPostCFG`; the input model is untouched."""
+def patch(model, settings: MotionSmoothingSettings):
+    """Clone ``model`` and attach :class:`MotionSmoothingPostCFG` (strength 0: a plain clone); the input
+    model is untouched."""
     m = model.clone()
-    sampling = m.get_model_object("model_sampling")
-    sigma_start = float(sampling.percent_to_sigma(start_percent))
-    sigma_end = float(sampling.percent_to_sigma(end_percent))
-    m.set_model_sampler_post_cfg_function(MotionSmoothingPostCFG(strength, sigma_frames, sigma_start, sigma_end,
-                                                                 float(start_percent), float(end_percent)))
+    if settings.strength == 0:
+        return m
+    sigmas = SigmaRange.of(m, settings.start_percent, settings.end_percent)
+    m.set_model_sampler_post_cfg_function(MotionSmoothingPostCFG(settings, sigmas))
     return m

@@ -1,4 +1,4 @@
-"""ComfyUI hooks for BaseResidualNoise: a NOISE object and an OUTER_SAMPLE model wrapper.
+"""ComfyUI hooks for base + residual noise (VideoFusion): a NOISE object and an OUTER_SAMPLE model wrapper.
 
 Both start from ComfyUI's own noise for the seed (``comfy.sample.prepare_noise``, which honours
 ``batch_index``) as the per-frame residual, and draw the shared base from a derived seed, so the
@@ -9,54 +9,63 @@ from __future__ import annotations
 
 import copy
 import inspect
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 import comfy.patcher_extension
 import comfy.sample
 
-from ..errors import NodeInputError
+from ..errors import ParameterError, Reporter
 from ..noise import correlated_noise, derived_seed, resolve_key_frame
+from ..video import frame_axis
 
-NODE = "BaseResidualNoise"
 WRAPPER_KEY = "coherent_video.base_residual_noise"
 
 
-@dataclass
+@dataclass(frozen=True)
 class NoiseSettings:
+    """The noise prior (``mode`` and its parameters) and, for :func:`patch`, which noise it replaces."""
+
     mode: str = "shared"
     base_ratio: float = 0.5
     alpha: float = 1.0
     key_frame: int = -1
-    schedule: list[float] = field(default_factory=list)
-    node: str = NODE
+    lambda_schedule: tuple[float, ...] = ()   # one lambda per frame; overrides base_ratio and key_frame
+    initial_noise: bool = True                # patch(): the sampler's initial noise
+    per_step_noise: bool = False              # patch(): ancestral/SDE samplers' per-step noise
+    reporter: Reporter = Reporter()           # where errors found while sampling go
 
     def frame_dim(self, x: torch.Tensor) -> int:
-        return 2 if x.ndim == 5 else 0
+        return frame_axis(x)
 
     def validate_for(self, x: torch.Tensor) -> None:
         fd = self.frame_dim(x)
         frames = x.shape[fd]
-        if self.schedule and len(self.schedule) != frames:
-            raise NodeInputError(self.node, "lambda_schedule",
-                                  f"has {len(self.schedule)} values but the latent has {frames} frames")
-        if self.mode == "shared" and not self.schedule and frames > 1:
+        if self.lambda_schedule and len(self.lambda_schedule) != frames:
+            raise ParameterError("lambda_schedule",
+                                 f"has {len(self.lambda_schedule)} values but the latent has {frames} frames")
+        if self.mode == "shared" and not self.lambda_schedule and frames > 1:
             k = resolve_key_frame(frames, self.key_frame)
             if not 0 <= k < frames:
-                raise NodeInputError(self.node, "key_frame", f"{self.key_frame} is beyond the {frames}-frame batch "
-                                      f"(use 0..{frames - 1}, or -1 for the center frame (F-1)//2)")
+                raise ParameterError("key_frame", f"{self.key_frame} is beyond the {frames}-frame batch "
+                                                  f"(use 0..{frames - 1}, or -1 for the center frame (F-1)//2)")
 
     def apply(self, residual: torch.Tensor, seed: int, inplace: bool = False) -> torch.Tensor:
         """Correlate ComfyUI's independent per-frame noise ``residual`` across frames."""
+        try:
+            return self._apply(residual, seed, inplace)
+        except ParameterError as e:
+            raise self.reporter.error(e) from None
+
+    def _apply(self, residual: torch.Tensor, seed: int, inplace: bool) -> torch.Tensor:
         if residual.is_nested:
-            raise NodeInputError(self.node, "latent_image", "nested (multi-shape) latents are not supported")
+            raise ParameterError("latent", "nested (multi-shape) latents are not supported")
         self.validate_for(residual)
         fd = self.frame_dim(residual)
         if residual.shape[fd] == 1:
             # Defined behaviour: nothing to correlate in a one-frame batch -> ComfyUI's noise unchanged.
-            logging.warning("[%s] one-frame batch: nothing to correlate, using ComfyUI's noise unchanged", self.node)
+            self.reporter.warning("one-frame batch: nothing to correlate, using ComfyUI's noise unchanged")
             return residual
         base = None
         if self.mode != "progressive":
@@ -65,7 +74,7 @@ class NoiseSettings:
             g = torch.Generator(device="cpu").manual_seed(derived_seed(seed))
             base = torch.randn(shape, generator=g, dtype=residual.dtype, device="cpu").to(residual.device)
         return correlated_noise(residual, base, self.mode, self.base_ratio, self.alpha, self.key_frame,
-                                self.schedule or None, fd, inplace=inplace)
+                                self.lambda_schedule or None, fd, inplace=inplace)
 
 
 class BaseResidualNoiseGenerator:
@@ -77,12 +86,13 @@ class BaseResidualNoiseGenerator:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         latent = input_latent["samples"]
+        problem = None
         if not latent.is_nested and (latent.ndim < 3 or latent.numel() == 0):
-            raise NodeInputError(self.settings.node, "latent_image",
-                                 f"must be a non-empty [frames, C, H, W] or [B, C, T, H, W] latent, got shape "
-                                 f"{tuple(latent.shape)}")
-        if not latent.is_nested and latent.numel() and not all_finite(latent):
-            raise NodeInputError(self.settings.node, "latent_image", "contains NaN or Inf values")
+            problem = f"must be a non-empty [frames, C, H, W] or [B, C, T, H, W] latent, got shape {tuple(latent.shape)}"
+        elif not latent.is_nested and latent.numel() and not all_finite(latent):
+            problem = "contains NaN or Inf values"
+        if problem is not None:
+            raise self.settings.reporter.error(ParameterError("latent", problem))
         batch_inds = input_latent.get("batch_index")
         residual = comfy.sample.prepare_noise(latent, self.seed, batch_inds)
         return self.settings.apply(residual, self.seed, inplace=True)  # the residual is ours: reuse it
@@ -130,16 +140,18 @@ def freenoise_active(model_patcher) -> bool:
 
 
 FREENOISE_WARNING = (
-    "[BaseResidualNoiseModel] AnimateDiff-Evolved's FreeNoise is also on. Both replace the initial noise: "
+    "AnimateDiff-Evolved's FreeNoise is also on. Both replace the initial noise: "
     "with this node applied before ADE's nodes, FreeNoise's noise is sampled and this node's correlation is "
     "lost; applied after them, this node's noise replaces FreeNoise's. Turn one of them off.")
 
 
-def make_outer_sample_wrapper(settings: NoiseSettings, initial_noise: bool, per_step_noise: bool):
+def make_outer_sample_wrapper(settings: NoiseSettings):
+    initial_noise, per_step_noise = settings.initial_noise, settings.per_step_noise
+
     def outer_sample(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                      disable_pbar=False, seed=None, latent_shapes=None, **kwargs):
         if initial_noise and freenoise_active(getattr(executor.class_obj, "model_patcher", None)):
-            logging.warning(FREENOISE_WARNING)
+            settings.reporter.warning(FREENOISE_WARNING)
         packed = latent_shapes is not None and len(latent_shapes) > 1
         if seed is not None and not packed:
             if initial_noise and bool(noise.ne(0).any()):
@@ -154,10 +166,10 @@ def make_outer_sample_wrapper(settings: NoiseSettings, initial_noise: bool, per_
     return outer_sample
 
 
-def patch_model(model, settings: NoiseSettings, initial_noise: bool = True, per_step_noise: bool = False):
+def patch(model, settings: NoiseSettings):
     """Clone ``model`` and add the OUTER_SAMPLE wrapper; the input model is not touched."""
     m = model.clone()
     m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
-                           make_outer_sample_wrapper(settings, initial_noise, per_step_noise))
+                           make_outer_sample_wrapper(settings))
     return m

@@ -1,4 +1,4 @@
-"""ReferenceImageCondition hooks: the reference write pass, reference-only K/V, AdaIN and the frame-0 anchor.
+"""Reference-image conditioning hooks: the reference write pass, reference-only K/V, AdaIN and the frame-0 anchor.
 
 Official hooks only, all on a clone:
 
@@ -18,11 +18,10 @@ import torch
 from comfy.patcher_extension import WrappersMP
 
 from ..attention import KVExtension, adain, batch_layout, blend_rows, branch_weights, channel_stats
-from ..errors import NodeInputError
-from .blocks import AttentionBlock, adain_points, unet_blocks
+from ..errors import ParameterError
+from .blocks import AttentionBlock, adain_points, model_blocks
 from .chain import install_extender
-from .state import (RUN_KEY, SIGMA_KEY, WRAPPER_KEY, WRITING_KEY, ensure_run_scope, layout_of, sigma_bounds,
-                    sigma_range)
+from .state import RUN_KEY, SIGMA_KEY, WRAPPER_KEY, WRITING_KEY, SigmaRange, ensure_run_scope, layout_of
 
 BANKS_KEY = "coherent_video_banks"      # {uid: ReferenceBank} readable in this forward
 
@@ -46,25 +45,39 @@ class ReferenceBank:
 
 @dataclass(frozen=True)
 class ReferenceSettings:
+    """Reference-image conditioning: how strongly, in which blocks (by weight), when, and the extras."""
+
+    strength: float = 1.0
+    style_fidelity: float = 0.5
+    attention_weight: float = 1.0     # share of the self-attention blocks that read the reference
+    adain_weight: float = 0.0         # AdaIN depth (0 = off)
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+    anchor_first_frame: bool = True   # hold frame 0 on the reference (denoise mask)
+    concat_reference: bool = False    # also feed the reference as c_concat
+    seed: int = 0                     # of the noise that noises the reference in the write pass
+
+
+@dataclass(frozen=True)
+class ActiveReference:
+    """What the run-time pieces of one patch share: its id, weights, noise seed and sigma range."""
+
     uid: str
     strength: float
     style_fidelity: float
-    sigma_start: float
-    sigma_end: float
     seed: int
     concat: bool
     write: bool   # any attention block or AdaIN point uses the reference
-    start_percent: float | None = None  # resolved against the sampling model_sampling (sigma_* = node-time)
-    end_percent: float | None = None
+    sigmas: SigmaRange
 
     def bounds(self, model_sampling) -> tuple[float, float]:
-        return sigma_bounds(model_sampling, self.start_percent, self.end_percent, (self.sigma_start, self.sigma_end))
+        return self.sigmas.bounds(model_sampling)
 
 
 class ReferenceExtender:
     """Reference-only K/V: frames attend to ``[own tokens; reference tokens]``."""
 
-    def __init__(self, settings: ReferenceSettings):
+    def __init__(self, settings: ActiveReference):
         self.s = settings
 
     def __repr__(self):
@@ -85,7 +98,7 @@ class ReferenceExtender:
 
 
 class _AdainBase:
-    def __init__(self, settings: ReferenceSettings, points: frozenset):
+    def __init__(self, settings: ActiveReference, points: frozenset):
         self.s, self.points = settings, points
 
     def __repr__(self):
@@ -133,7 +146,7 @@ class ReferenceWriter:
     several model calls (cond/uncond batches, context windows) writes once.
     """
 
-    def __init__(self, settings: ReferenceSettings, reference: torch.Tensor):
+    def __init__(self, settings: ActiveReference, reference: torch.Tensor):
         self.s = settings
         self.reference = reference.detach().clone()
         self._noise = None
@@ -241,12 +254,11 @@ class FirstFrameAnchor:
     mask is 0. The node puts the reference into frame 0 of the video latent and gives it a mask.
     """
 
-    def __init__(self, sigma_start: float, sigma_end: float, previous=None, start_percent=None, end_percent=None):
-        self.sigma_start, self.sigma_end, self.previous = sigma_start, sigma_end, previous
-        self.start_percent, self.end_percent = start_percent, end_percent
+    def __init__(self, sigmas: SigmaRange, previous=None):
+        self.sigmas, self.previous = sigmas, previous
 
     def __repr__(self):
-        return f"FirstFrameAnchor({self.sigma_start}, {self.sigma_end}, previous={self.previous!r})"
+        return f"FirstFrameAnchor({self.sigmas!r}, previous={self.previous!r})"
 
     def __call__(self, sigma, denoise_mask, extra_options):
         if self.previous is not None:
@@ -255,7 +267,7 @@ class FirstFrameAnchor:
             return denoise_mask
         guider = (extra_options or {}).get("model")
         ms = getattr(getattr(guider, "inner_model", None), "model_sampling", None)
-        sigma_start, sigma_end = sigma_bounds(ms, self.start_percent, self.end_percent, (self.sigma_start, self.sigma_end))
+        sigma_start, sigma_end = self.sigmas.bounds(ms)
         if not torch.is_tensor(sigma):
             if not (sigma_end <= float(sigma) <= sigma_start):
                 return denoise_mask
@@ -268,37 +280,33 @@ class FirstFrameAnchor:
         return denoise_mask
 
 
-def apply_reference(model, reference: torch.Tensor, strength: float, style_fidelity: float, attention_weight: float,
-                    adain_weight: float, start_percent: float, end_percent: float, anchor_first_frame: bool,
-                    concat_reference: bool, seed: int, node: str = "ReferenceImageCondition"):
-    """Clone ``model`` and attach the reference write/read passes (and the optional anchor/concat)."""
-    dm, blocks = unet_blocks(model, node)
-    if concat_reference:
+def patch(model, reference: torch.Tensor, settings: ReferenceSettings):
+    """Clone ``model`` and attach the reference write/read passes (and the optional anchor/concat) for the
+    reference latent ``reference`` ``[1, C, H, W]``."""
+    dm, blocks = model_blocks(model)
+    if settings.concat_reference:
         lat_ch = int(model.get_model_object("latent_format").latent_channels)
         in_ch = int(getattr(dm, "in_channels", lat_ch))
         if in_ch != 2 * lat_ch:
-            raise NodeInputError(node, "concat_reference",
+            raise ParameterError("concat_reference",
                                  f"the model takes {in_ch} input channels; image-concat conditioning needs a model "
                                  f"trained with {2 * lat_ch} ({lat_ch} latent + {lat_ch} reference). Turn it off for this model.")
-    sigma_start, sigma_end = sigma_range(model, start_percent, end_percent)
-    attn_keys = reference_attention_keys(blocks, attention_weight)
-    points = frozenset(adain_points(dm, adain_weight))
-    settings = ReferenceSettings(uid=uuid.uuid4().hex, strength=float(strength), style_fidelity=float(style_fidelity),
-                                 sigma_start=sigma_start, sigma_end=sigma_end, seed=int(seed), concat=bool(concat_reference),
-                                 start_percent=float(start_percent), end_percent=float(end_percent),
-                                 write=bool(attn_keys or points))
+    sigmas = SigmaRange.of(model, settings.start_percent, settings.end_percent)
+    attn_keys = reference_attention_keys(blocks, settings.attention_weight)
+    points = frozenset(adain_points(dm, settings.adain_weight))
+    active = ActiveReference(uid=uuid.uuid4().hex, strength=float(settings.strength),
+                             style_fidelity=float(settings.style_fidelity), seed=int(settings.seed),
+                             concat=bool(settings.concat_reference), write=bool(attn_keys or points), sigmas=sigmas)
     m = model.clone()
     ensure_run_scope(m)
     if attn_keys:
-        install_extender(m, attn_keys, ReferenceExtender(settings))
+        install_extender(m, attn_keys, ReferenceExtender(active))
     if points:
-        m.set_model_input_block_patch(AdainInputPatch(settings, points))
-        m.set_model_output_block_patch(AdainOutputPatch(settings, points))
-    if settings.write or settings.concat:
-        m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, f"{WRAPPER_KEY}.reference.{settings.uid}",
-                               ReferenceWriter(settings, reference))
-    if anchor_first_frame:
-        m.set_model_denoise_mask_function(FirstFrameAnchor(sigma_start, sigma_end,
-                                                           m.model_options.get("denoise_mask_function"),
-                                                           float(start_percent), float(end_percent)))
+        m.set_model_input_block_patch(AdainInputPatch(active, points))
+        m.set_model_output_block_patch(AdainOutputPatch(active, points))
+    if active.write or active.concat:
+        m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, f"{WRAPPER_KEY}.reference.{active.uid}",
+                               ReferenceWriter(active, reference))
+    if settings.anchor_first_frame:
+        m.set_model_denoise_mask_function(FirstFrameAnchor(sigmas, m.model_options.get("denoise_mask_function")))
     return m

@@ -21,8 +21,8 @@ DSG's trajectory is recorded and replayed by one official hook, a ``PREDICT_NOIS
 from __future__ import annotations
 
 import copy
-import logging
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -32,11 +32,32 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 
-from ..reuse import (forward_reuse_noise, frame_dim_of, overlap_order, overlap_sources, place_clip, plan_clips,
+from ..reuse import (forward_reuse_noise, overlap_order, overlap_sources, place_clip, plan_clips,
                     reverse_reuse_noise, staged_guidance_steps)
+from ..errors import Reporter
+from ..video import frame_axis
 
 WRAPPER_KEY = "coherent_video.iterative_reuse"
 _SIGMA_RTOL = 1e-5
+
+
+@dataclass(frozen=True)
+class ReuseSettings:
+    """One VidRD run: the clip plan (FNR/PNS/DSG parameters) and ComfyUI's sampling choices per clip."""
+
+    total_frames: int
+    overlap: int = 4                 # M
+    noise_recycle: float = 4.0       # PNS sigma
+    guidance_ratio: float = 0.4      # DSG g
+    fnr: bool = True
+    overlap_mode: str = "forward"    # reuse.OVERLAP_MODES
+    seed: int = 0
+    steps: int = 20
+    cfg: float = 8.0
+    sampler_name: str = "euler"
+    scheduler: str = "normal"
+    denoise: float = 1.0
+    reporter: Reporter = Reporter()  # where warnings found while sampling go
 
 
 class SeedNoise:
@@ -205,12 +226,9 @@ def _retrace_mask(mask, latent_ndim: int, n_frames: int, count: int, sources: li
     return mask
 
 
-def sample_iterative_reuse(model, positive, negative, latent: dict, *, total_frames: int, overlap: int,
-                           noise_recycle: float, guidance_ratio: float, seed: int, steps: int, cfg: float,
-                           sampler_name: str, scheduler: str, denoise: float = 1.0, noise=None,
-                           clip_positives: list | None = None, fnr: bool = True, overlap_mode: str = "forward",
-                           step_callback=None) -> dict:
-    """Sample ``total_frames`` frames clip by clip with FNR + PNS + DSG; returns a LATENT dict.
+def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=None,
+        clip_positives: list | None = None, step_callback=None) -> dict:
+    """Sample ``settings.total_frames`` frames clip by clip with FNR + PNS + DSG; returns a LATENT dict.
 
     ``overlap_mode`` ``forward`` re-traces the previous clip's last M frames in forward order
     (:func:`forward_reuse_noise`); ``concat`` and ``reversed_drop`` in the paper's reverse order
@@ -224,11 +242,14 @@ def sample_iterative_reuse(model, positive, negative, latent: dict, *, total_fra
     (clip, step, x0, x) is called after every sampler step (tests and tools use it).
     Inputs are assumed valid (the node checks them).
     """
+    s = settings
+    total_frames, overlap, noise_recycle, guidance_ratio = s.total_frames, s.overlap, s.noise_recycle, s.guidance_ratio
+    fnr, overlap_mode, seed, steps, cfg, denoise = s.fnr, s.overlap_mode, s.seed, s.steps, s.cfg, s.denoise
     latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    fd = frame_dim_of(latent_image)
+    fd = frame_axis(latent_image)
     n_frames = latent_image.shape[fd]
     plan = plan_clips(total_frames, n_frames, overlap, overlap_mode)
-    sigmas = scheduler_sigmas(model, scheduler, steps, denoise)
+    sigmas = scheduler_sigmas(model, s.scheduler, steps, denoise)
     n_steps = len(sigmas) - 1
     stage = staged_guidance_steps(n_steps, overlap, guidance_ratio)
     noise_mask = latent.get("noise_mask")
@@ -244,7 +265,7 @@ def sample_iterative_reuse(model, positive, negative, latent: dict, *, total_fra
     retrace_mask = _retrace_mask(noise_mask, latent_image.ndim, n_frames, retraced, sources)
     replay = TrajectoryReplay(n_frames, overlap, stage, fd, sources)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, replay)
-    sampler = comfy.samplers.sampler_object(sampler_name)
+    sampler = comfy.samplers.sampler_object(s.sampler_name)
 
     out_shape = list(latent_image.shape)
     out_shape[fd] = total_frames
@@ -294,8 +315,8 @@ def sample_iterative_reuse(model, positive, negative, latent: dict, *, total_fra
             prev_eps = eps
             pbar.update_absolute((c + 1) * n_steps, total_ticks)
         if replay.mismatches:
-            logging.warning("[IterativeReuseSampler] %d model calls could not be matched to the recorded trajectory "
-                            "(adaptive sampler?); DSG skipped for them", replay.mismatches)
+            s.reporter.warning(f"{replay.mismatches} model calls could not be matched to the recorded trajectory "
+                               "(adaptive sampler?); DSG skipped for them")
     finally:
         replay.end()
     return {"samples": out}

@@ -14,6 +14,8 @@ import torch
 from comfy.patcher_extension import WrappersMP
 
 from ..attention import BatchLayout, batch_layout
+from ..errors import ParameterError
+from ..video import percent_sigmas
 
 RUN_KEY = "coherent_video_run"          # RunState of the current sampling run
 WRITING_KEY = "coherent_video_writing"  # (uid, ReferenceBank) while a reference write pass runs
@@ -131,10 +133,37 @@ def sigma_bounds(model_sampling, start_percent, end_percent, fallback: tuple[flo
         per = {}
     key = (float(start_percent), float(end_percent))
     if key not in per:
-        per[key] = (float(model_sampling.percent_to_sigma(key[0])), float(model_sampling.percent_to_sigma(key[1])))
+        per[key] = percent_sigmas(model_sampling, *key)
     return per[key]
 
 
-def sigma_range(model, start_percent: float, end_percent: float) -> tuple[float, float]:
-    ms = model.get_model_object("model_sampling")
-    return float(ms.percent_to_sigma(start_percent)), float(ms.percent_to_sigma(end_percent))
+@dataclass(frozen=True)
+class SigmaRange:
+    """The active part ``[start_percent, end_percent]`` of sampling. Resolved against the model_sampling
+    sampled with (:func:`sigma_bounds`); ``fallback`` = its ``(sigma_start, sigma_end)`` when patched."""
+
+    start_percent: float | None
+    end_percent: float | None
+    fallback: tuple[float, float]
+
+    @classmethod
+    def of(cls, model, start_percent: float, end_percent: float) -> "SigmaRange":
+        ms = model.get_model_object("model_sampling")
+        return cls(float(start_percent), float(end_percent), percent_sigmas(ms, start_percent, end_percent))
+
+    def bounds(self, model_sampling) -> tuple[float, float]:
+        return sigma_bounds(model_sampling, self.start_percent, self.end_percent, self.fallback)
+
+    def contains(self, sigma: float | None, model_sampling) -> bool:
+        return in_range(sigma, *self.bounds(model_sampling))
+
+
+def require_memory(nbytes: int, param: str, what: str, device=None) -> None:
+    """Refuse (:class:`ParameterError` on ``param``) before allocating when ``nbytes`` cannot fit in the free
+    memory of ``device`` (default CPU)."""
+    import comfy.model_management as mm
+
+    free = mm.get_free_memory(device if device is not None else torch.device("cpu"))
+    if nbytes > free:
+        raise ParameterError(param, f"{what} needs about {nbytes / 2**30:.1f} GiB but only "
+                                    f"{free / 2**30:.1f} GiB is free; use fewer or smaller frames")

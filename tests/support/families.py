@@ -87,6 +87,11 @@ FAMILIES: dict[str, FamilySpec] = {
     "hunyuan15_t2v": FamilySpec("hunyuan15_t2v", "HunyuanVideo15", 32, 4, 16, label="HunyuanVideo 1.5 T2V"),
     "ltxv": FamilySpec("ltxv", "LTXV", 128, 8, 32, label="LTX-Video"),
 }
+# Image-to-video variants (concat image + mask channels), built on request; not in FAMILIES so the per-family
+# test parametrisations stay the T2V list. HunyuanVideo 1.5 T2V already has the concat channels (65 = 32 + 32 + 1).
+EXTRA_FAMILIES: dict[str, FamilySpec] = {
+    "wan21_i2v": FamilySpec("wan21_i2v", "WAN21_I2V", 16, 4, 8, label="Wan 2.1 I2V (Wan 2.2 A14B I2V: same class)"),
+}
 VIDEO_FAMILIES = tuple(k for k, v in FAMILIES.items() if v.video)
 # The four the issue names (Wan 2.1, Wan 2.2, HunyuanVideo 1.5, LTXV); wan22_ti2v_5b is the extra latent variant.
 MAIN_VIDEO_FAMILIES = ("wan21_t2v", "wan22_t2v", "hunyuan15_t2v", "ltxv")
@@ -127,13 +132,21 @@ def _ltxv_config(spec: FamilySpec, size: str) -> dict:
     }
 
 
+def _wan_i2v_config(spec: FamilySpec, size: str) -> dict:
+    cfg = _wan_config(spec, size)
+    cfg.update(model_type="i2v", in_dim=2 * spec.latent_channels + 4)  # noise + image latent + 4-channel mask
+    return cfg
+
+
 _CONFIGS = {"wan21_t2v": _wan_config, "wan22_t2v": _wan_config, "wan22_ti2v_5b": _wan_config,
-            "hunyuan15_t2v": _hunyuan15_config, "ltxv": _ltxv_config}
+            "hunyuan15_t2v": _hunyuan15_config, "ltxv": _ltxv_config, "wan21_i2v": _wan_i2v_config}
 
 
 def spec(family: str) -> FamilySpec:
+    if family in EXTRA_FAMILIES:
+        return EXTRA_FAMILIES[family]
     if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; known: {sorted(FAMILIES)}")
+        raise ValueError(f"unknown family {family!r}; known: {sorted(FAMILIES) + sorted(EXTRA_FAMILIES)}")
     return FAMILIES[family]
 
 
@@ -160,7 +173,7 @@ def build_model(family: str, seed: int = 0, size: str = "tiny", dtype: torch.dty
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=torch.device("cpu"))
     # Distinct seeds per family so two families never share weights by accident.
-    deterministic_init_(model.diffusion_model, seed=seed + 1000 * list(FAMILIES).index(family))
+    deterministic_init_(model.diffusion_model, seed=seed + 1000 * list({**FAMILIES, **EXTRA_FAMILIES}).index(family))
     model.diffusion_model.to(dtype)
     return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
 
