@@ -91,7 +91,7 @@ def child(config: str, size: int, frames: int, steps: int, threads: int) -> dict
     with torch.inference_mode():
         run()  # one-time allocations (model load to the device, kernels) out of the measurement
         settle_memory()
-    before = anon_rss()
+        before = anon_rss()
         with PeakAnonRss() as p:
             t = time.perf_counter()
             run()
