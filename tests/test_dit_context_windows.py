@@ -186,3 +186,34 @@ def test_model_patches_under_core_windows_per_family(family):
             assert out.shape == lat["samples"].shape and torch.isfinite(out).all()
             assert torch.equal(out, plain) != on, (name, on)
     F.assert_same_fingerprint(before, F.model_fingerprint(m))
+
+
+# ------------------------------------------------------------------------------------- SD1.5 (frames on the batch axis)
+def test_sd15_core_windows_failure_is_named_by_our_nodes():
+    """ComfyUI 0.3.75's core windows fail in IndexListContextHandler.set_step for any batch above 1, so for every
+    SD1.5 video (frames on the batch axis, ContextWindowsManual dim 0). Our model patches and IterativeReuseSampler
+    stop before it with an error naming the node, the input and the cause; where core works, so do they."""
+    fx = F.build("sd15", frames=T)
+    m, pos, neg, lat = fx
+    before = F.model_fingerprint(m)
+    core_error = core_windows_work(fx)
+    windowed = manual_windows(m, dim=0)
+    for name, patch in MODEL_PATCHES.items():
+        model = patch(windowed, True)
+        if core_error is None:  # a ComfyUI whose set_step takes batches
+            assert torch.isfinite(F.sample_ksampler(model, pos, neg, lat, seed=3)).all()
+            continue
+        assert "set_step" in "".join(__import__("traceback").format_tb(core_error.__traceback__))
+        with pytest.raises(Exception, match=rf"\[{name}\] input 'model'.*context windows.*set_step") as e:
+            F.sample_ksampler(model, pos, neg, lat, seed=3)
+        assert "AnimateDiff-Evolved" in str(e.value)
+    args = dict(total_frames=T + 2, overlap=1, noise_recycle=4.0, guidance_ratio=0.5, fnr=True, overlap_mode="forward",
+                seed=7, steps=2, cfg=2.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    if core_error is not None:
+        with pytest.raises(Exception, match=r"\[IterativeReuseSampler\] input 'model'.*context windows.*set_step"):
+            F.run_node("IterativeReuseSampler", windowed, pos, neg, lat, **args)
+    # windows longer than the video are not used: no error
+    short = manual_windows(m, dim=0, length=T)
+    for name, patch in MODEL_PATCHES.items():
+        assert torch.isfinite(F.sample_ksampler(patch(short, True), pos, neg, lat, seed=3)).all()
+    F.assert_same_fingerprint(before, F.model_fingerprint(m))

@@ -163,17 +163,6 @@ def test_iterative_reuse_seam_direction_on_time_ordered_noise(family, mode, back
     assert dist.index(min(dist)) == n - 1 - back, dist
 
 
-def _reuse_hooks():
-    import importlib
-
-    for name in ("coherent_video.model_patches.hooks.reuse", "coherent_video.model_patches.reuse_hooks"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise ImportError("no reuse hooks module")
-
-
 @pytest.mark.parametrize("family", ["wan21_t2v", "ltxv"])
 def test_dsg_replays_the_recorded_trajectory_on_latent_frames(family):
     """DSG on dim 2: while guided, the re-traced overlap latent frames of clip 1 equal the recorded states of the
@@ -185,10 +174,13 @@ def test_dsg_replays_the_recorded_trajectory_on_latent_frames(family):
     pb = F.conditioning(family, seed=40)
     clips = F.run_node("PerClipConditioning", pb, 1, F.run_node("PerClipConditioning", pa, 1)[0])[0]
     states = {}
-    _reuse_hooks().sample_iterative_reuse(
-        model, pa, neg, lat, total_frames=2 * n - m, overlap=m, noise_recycle=4.0, guidance_ratio=g, seed=3,
-        steps=steps, cfg=2.0, sampler_name="euler", scheduler="simple", clip_positives=clips, overlap_mode="forward",
-        step_callback=lambda c, s, x0, x: states.__setitem__((c, s), x.detach().clone()))
+    import coherent_video.model_patches.hooks.reuse as hooks
+
+    settings = hooks.ReuseSettings(total_frames=2 * n - m, overlap=m, noise_recycle=4.0, guidance_ratio=g, seed=3,
+                                   steps=steps, cfg=2.0, sampler_name="euler", scheduler="simple",
+                                   overlap_mode="forward")
+    hooks.run(model, pa, neg, lat, settings, clip_positives=clips,
+              step_callback=lambda c, s, x0, x: states.__setitem__((c, s), x.detach().clone()))
     stage = reuse_math.staged_guidance_steps(steps, m, g)
     assert stage == [3, 2]
     for k, src in enumerate([n - m + k for k in range(m)]):
@@ -198,3 +190,41 @@ def test_dsg_replays_the_recorded_trajectory_on_latent_frames(family):
                 assert torch.equal(ours, record), (k, s)
             else:
                 assert float((ours - record).abs().max()) > 1e-4, (k, s)
+
+
+# ------------------------------------------------------------------------------------- I2V: condition on the previous clip
+@pytest.mark.parametrize("family", ["wan21_i2v", "hunyuan15_t2v"])
+def test_iterative_reuse_conditions_each_clip_on_the_previous_clips_frames(family):
+    """condition_on_previous: clip c > 0 gets the previous clip's re-traced latent frames as known frames of the
+    model's image-to-video input (concat image + mask), in the model calls themselves."""
+    import comfy.patcher_extension
+
+    model, pos, neg, lat = F.build(family, frames=T)
+    before = F.model_fingerprint(model)
+    pos_before = [[e.clone(), dict(o)] for e, o in pos]
+    calls = []
+    rec = model.clone()
+    rec.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test.concat",
+                             lambda ex, x, t, *a, **kw: (calls.append(a[0] if a else kw.get("c_concat")), ex(x, t, *a, **kw))[1])
+    m = 2
+    off = reuse(model, pos, neg, lat, overlap=m, total_frames=2 * T - m)
+    on = reuse(rec, pos, neg, lat, overlap=m, total_frames=2 * T - m, condition_on_previous=True)
+    assert torch.equal(on[:, :, :T], off[:, :, :T])  # clip 0: the conditioning as given
+    assert not torch.equal(on[:, :, T:], off[:, :, T:])
+    c = lat["samples"].shape[1]
+    image = (lambda cc: cc[:, 4:4 + c]) if family.startswith("wan") else (lambda cc: cc[:, :c])
+    mask = (lambda cc: cc[:, :1]) if family.startswith("wan") else (lambda cc: cc[:, c:])
+    first, last = calls[0], calls[-1]
+    assert float(image(first).abs().max()) == 0 and float(mask(first).abs().max()) == 0  # no start image: all unknown
+    want = model.model.process_latent_in(on[:, :, T - m:T])
+    torch.testing.assert_close(image(last)[:, :, :m], want.to(last)[: image(last).shape[0]].expand_as(image(last)[:, :, :m]))
+    assert float(image(last)[:, :, m:].abs().max()) == 0
+    assert bool((mask(last)[:, :, :m] == 1).all()) and bool((mask(last)[:, :, m:] == 0).all())  # model side: 1 = known
+    assert all(torch.equal(a[0], b[0]) and a[1].keys() == b[1].keys() for a, b in zip(pos, pos_before))
+    F.assert_same_fingerprint(before, F.model_fingerprint(model))
+
+
+def test_condition_on_previous_needs_an_image_to_video_model():
+    model, pos, neg, lat = F.build("wan21_t2v", frames=T)
+    with pytest.raises(Exception, match=r"\[IterativeReuseSampler\] input 'condition_on_previous'.*image-to-video"):
+        reuse(model, pos, neg, lat, condition_on_previous=True)
