@@ -78,13 +78,25 @@ MODEL_PATCHES = {
 }
 
 
+# d2's attention nodes on DiTs (ReferenceImageCondition: a reference image latent of the video's size;
+# CrossStreamAttention: cross-window anchor attention), on the Wan fixture
+_REF = {"samples": torch.randn(1, 16, 1, 8, 8, generator=torch.Generator().manual_seed(9))}
+WAN_PATCHES = {
+    **MODEL_PATCHES,
+    "ReferenceImageCondition": lambda m, on: F.run_node("ReferenceImageCondition", m, _REF, F.latent("wan21_t2v", T),
+                                                         strength=1.0 if on else 0.0, anchor_first_frame=False)[0],
+    "CrossStreamAttention": lambda m, on: F.run_node("CrossStreamAttention", m, "anchor", "first", 0,
+                                                      1.0 if on else 0.0)[0],
+}
+
+
 @pytest.fixture(scope="module")
 def wan():
     return F.build("wan21_t2v", frames=T)
 
 
 @pytest.mark.parametrize("windows", [manual_windows, wan_windows], ids=["ContextWindowsManual", "WanContextWindowsManual"])
-@pytest.mark.parametrize("name", list(MODEL_PATCHES))
+@pytest.mark.parametrize("name", list(WAN_PATCHES))
 @pytest.mark.parametrize("order", ["windows_first", "patch_first"])
 def test_model_patches_under_core_windows_on_wan(wan, windows, name, order):
     m, pos, neg, lat = wan
@@ -94,7 +106,7 @@ def test_model_patches_under_core_windows_on_wan(wan, windows, name, order):
     plain = F.sample_ksampler(base, pos, neg, lat, seed=3)
     assert_windows_ran(rec)
     assert not torch.equal(plain, F.sample_ksampler(m, pos, neg, lat, seed=3))  # the windows change the result
-    patch = MODEL_PATCHES[name]
+    patch = WAN_PATCHES[name]
 
     def build(on):
         return patch(base, on) if order == "windows_first" else windows(patch(rec_model, on))
