@@ -104,3 +104,12 @@ def test_progressive_mode_knows_the_causal_first_latent_frame(video, family):
     corr = frame_corr(x)
     assert float((corr - want).abs().max()) < 0.03, (corr, want)
     assert float(corr[0, 1]) > rho + 0.05  # the first gap is shorter than the others
+
+
+@pytest.mark.parametrize("family", list(F.FAMILIES))
+def test_model_patch_reads_the_compression_of_the_model(family):
+    """BaseResidualNoiseModel takes c from the sampled model's latent format, not from the latent's channels."""
+    import coherent_video.model_patches.hooks.noise as hooks
+
+    s = hooks._with_model_compression(hooks.NoiseSettings(mode="progressive"), F.build_model(family))
+    assert s.temporal_compression == F.spec(family).temporal_compression
