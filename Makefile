@@ -33,7 +33,7 @@ models:           ## write (once) the random-weight SD1.5 checkpoint used by tes
 	$(PY) -m scripts.make_random_sd15
 
 bench:            ## every benchmark; each writes bench/results/*.json
-	for b in noise interpolation iterative attention motion; do \
+	for b in noise interpolation iterative attention motion dit; do \
 	  [ -f bench/$$b.py ] && $(PY) -m bench.$$b || exit 1; done
 
 clean:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from runner import ROOT, comfy_env  # noqa: F401  (re-exported for the scripts)
-from tests.support import fixtures, motion_module  # noqa: F401  (before ComfyUI's folder goes on sys.path)
+from tests.support import families, fixtures, motion_module  # noqa: F401  (before ComfyUI's folder goes on sys.path)
 from tests.support.fixtures import load_pack_module  # noqa: F401
 
 RESULTS = ROOT / "bench" / "results"

@@ -80,15 +80,26 @@ def decompose_noise(residual: torch.Tensor, base: torch.Tensor, lambdas: torch.T
     return out.addcmul_(base, w_base)
 
 
-def progressive_noise(eta: torch.Tensor, alpha: float, frame_dim: int = 0) -> torch.Tensor:
+def progressive_noise(eta: torch.Tensor, alpha: float, frame_dim: int = 0, first_gap: float = 1.0) -> torch.Tensor:
     """PYoCo's progressive noise prior (arXiv 2305.10474, eq. 6), an AR(1) over frames:
 
         eps_0 = eta_0,   eps_i = alpha/sqrt(1+alpha^2) * eps_{i-1} + 1/sqrt(1+alpha^2) * eta_i
 
     Every eps_i is N(0, I); corr(eps_i, eps_j) = (alpha/sqrt(1+alpha^2))^|i-j|.
     Vectorised as a log2(F)-step parallel prefix scan over the frame axis (no per-frame loop).
+
+    ``first_gap`` (beyond the paper): the time from frame 0 to frame 1 in units of the later spacing, for
+    the causal first latent frame of video VAEs (:func:`model_patches.video.first_latent_gap`, 0.625 for
+    Wan). The chain is then AR(1) in that time, corr(eps_i, eps_j) = a^|tau_i - tau_j| with tau_0 = 0,
+    tau_i = first_gap + i - 1: eps_1 = a^g eps_0 + sqrt(1 - a^2g) eta_1, still N(0, I).
     """
     a = alpha / math.sqrt(1.0 + alpha * alpha)
+    if first_gap != 1.0 and eta.shape[frame_dim] > 1 and a > 0.0:
+        x = eta.movedim(frame_dim, 0)
+        a0 = a ** float(first_gap)
+        head = x[1] * math.sqrt(max(0.0, 1.0 - a0 * a0)) + x[0] * a0
+        rest = progressive_noise(torch.cat([head.unsqueeze(0), x[2:]]), alpha)  # starts from eps_1 as it is
+        return torch.cat([x[:1], rest]).movedim(0, frame_dim)
     c = 1.0 / math.sqrt(1.0 + alpha * alpha)
     x = eta.movedim(frame_dim, 0)
     frames = x.shape[0]
@@ -116,10 +127,11 @@ def mixed_lambda(alpha: float) -> float:
 
 def correlated_noise(residual: torch.Tensor, base: torch.Tensor, mode: str, base_ratio: float = 0.5,
                      alpha: float = 1.0, key_frame: int = -1, schedule: Sequence[float] | None = None,
-                     frame_dim: int = 0, inplace: bool = False) -> torch.Tensor:
+                     frame_dim: int = 0, inplace: bool = False, first_gap: float = 1.0) -> torch.Tensor:
     """Dispatch over the three modes. ``residual`` is the independent per-frame noise (used as
     eta in progressive mode); ``base`` is the shared noise (unused in progressive mode).
-    ``inplace=True`` lets shared/mixed modes overwrite ``residual``."""
+    ``inplace=True`` lets shared/mixed modes overwrite ``residual``. ``first_gap``: progressive mode's
+    causal first frame (:func:`progressive_noise`); shared and mixed modes do not depend on time."""
     frames = residual.shape[frame_dim]
     if mode == "shared" and not schedule:
         # The same equation with scalar weights: lambda is base_ratio everywhere but at the key frame,
@@ -144,7 +156,7 @@ def correlated_noise(residual: torch.Tensor, base: torch.Tensor, mode: str, base
     if mode == "progressive":
         if alpha == 0:
             return residual
-        return progressive_noise(residual, alpha, frame_dim)
+        return progressive_noise(residual, alpha, frame_dim, first_gap)
     raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
 
 

@@ -11,7 +11,9 @@ from comfy_api.latest import io
 from ..model_patches.attention import CROSS_MODES
 from ..model_patches.hooks.cross_stream import CrossStreamSettings, patch
 from ..model_patches.video import ANCHOR_MODES
+from ..model_patches.hooks.blocks import architecture
 from ._common import CATEGORY, NodeInputError, NodeReporter, check, check_model, check_range, node_errors, node_id
+from ._dit import cross_stream_on_dit
 
 NODE = "CrossStreamAttention"
 
@@ -28,7 +30,11 @@ class CrossStreamAttention(io.ComfyNode):
                         "content stream), the first + previous frame (sparse-causal), or a mutual exchange with the "
                         "temporal-mean content stream. Frames are the batch axis.",
             inputs=[
-                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net model. It is cloned; the input model is not changed."),
+                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net, or a Wan 2.1/2.2 or HunyuanVideo 1.5 video model: "
+                                                "under core context windows every window then also attends to the "
+                                                "anchor frame (anchor) or the first and previous frames "
+                                                "(sparse_causal) of earlier windows. It is cloned; the input model is "
+                                                "not changed."),
                 io.Combo.Input("mode", options=list(CROSS_MODES), default="anchor",
                                tooltip="anchor: every frame also attends to the anchor frame. sparse_causal: to the first "
                                        "and the previous frame. mutual: to the temporal mean of all frames (content "
@@ -70,6 +76,10 @@ class CrossStreamAttention(io.ComfyNode):
               f"must not be after end_percent ({start_percent} > {end_percent})")
         check(input_blocks or middle_block or output_blocks, NODE, "input_blocks",
               "no block section selected; enable input_blocks, middle_block or output_blocks")
+        if architecture(model) == "dit":  # Wan / HunyuanVideo 1.5: cross-window anchor attention under core context windows
+            return io.NodeOutput(cross_stream_on_dit(NODE, model, mode, anchor, int(anchor_index), strength, input_blocks,
+                                                     middle_block, output_blocks, start_percent, end_percent,
+                                                     min_level))
         settings = CrossStreamSettings(
             mode=mode, anchor=anchor, anchor_index=int(anchor_index), strength=float(strength),
             input_blocks=bool(input_blocks), middle_block=bool(middle_block), output_blocks=bool(output_blocks),

@@ -11,9 +11,11 @@ import comfy.samplers
 import torch
 from comfy_api.latest import io
 
+from ..model_patches.hooks.core_windows import batch_problem
+from ..model_patches.hooks.previous_frames import has_image_input
 from ..model_patches.hooks.reuse import ReuseSettings, run
 from ..model_patches.reuse import OVERLAP_MODES, clip_count
-from ..model_patches.video import frame_axis
+from ..model_patches.video import frame_axis, temporal_compression
 from ._common import (CATEGORY, NodeInputError, NodeReporter, check, check_conditioning, check_frames, check_memory,
                       check_model, check_range, node_errors, node_id)
 
@@ -90,6 +92,11 @@ class IterativeReuseSampler(io.ComfyNode):
                 io.Noise.Input("noise", optional=True,
                                tooltip="Optional NOISE (e.g. BaseResidualNoise): shapes clip 0's noise and the "
                                        "fresh noise of later clips (clip c uses a copy with seed + c)."),
+                io.Boolean.Input("condition_on_previous", default=False, optional=True,
+                                 tooltip="Image-to-video models only (Wan 2.1/2.2 I2V and FLF2V, HunyuanVideo 1.5): "
+                                         "each clip after the first also gets the previous clip's last `overlap` "
+                                         "latent frames as known frames of the model's image input (concat image "
+                                         "+ mask, as WanImageToVideo sets from a start image). Beyond the paper."),
                 ClipConditionings.Input("clip_positives", optional=True,
                                         tooltip="Optional per-clip positive conditionings (prompt travel) from "
                                                 "PerClipConditioning; needs exactly one entry per clip."),
@@ -100,7 +107,7 @@ class IterativeReuseSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, total_frames, overlap, noise_recycle, guidance_ratio,
                 fnr, overlap_mode, seed, steps, cfg, sampler_name, scheduler, denoise, noise=None,
-                clip_positives=None) -> io.NodeOutput:
+                clip_positives=None, condition_on_previous=False) -> io.NodeOutput:
         check_model(model, NODE)
         samples = latent_image.get("samples") if isinstance(latent_image, dict) else None
         check(torch.is_tensor(samples), NODE, "latent_image",
@@ -126,6 +133,19 @@ class IterativeReuseSampler(io.ComfyNode):
                   f"(total_frames={total_frames}, N={n_frames}, overlap={overlap}, overlap_mode={overlap_mode})")
             for c in clip_positives:
                 check_conditioning(c, NODE, "clip_positives")
+        problem = batch_problem(model.model_options, samples)  # ComfyUI 0.3.75's core windows (core_windows.py)
+        check(problem is None, NODE, "model", problem or "")
+        if condition_on_previous:
+            check(has_image_input(model, samples), NODE, "condition_on_previous",
+                  "needs an image-to-video model (Wan 2.1/2.2 I2V or FLF2V, HunyuanVideo 1.5) with a 5-D latent; "
+                  "this model has no image input; turn it off")
+            check(overlap >= 1, NODE, "overlap", "must be >= 1 with condition_on_previous (the frames it passes on)")
+        c = temporal_compression(getattr(model.model, "latent_format", None), samples)
+        if clips > 1 and samples.ndim == 5 and c > 1 and (overlap == 0 or overlap_mode != "forward"):
+            NodeReporter(NODE).warning(
+                f"each clip's first latent frame is a causal one-image-frame latent; with overlap={overlap} and "
+                f"overlap_mode={overlap_mode} it lands mid-video, where the VAE decodes it as {c} frames (a short "
+                f"glitch). overlap >= 1 with overlap_mode 'forward' leaves it out")
         # the output, plus one clip's noise and trajectory records (steps + 1 latents of N frames)
         frame_bytes = samples.numel() // n_frames * samples.element_size()
         check_memory(frame_bytes * (total_frames + n_frames * (steps + 3)), NODE, "total_frames",
@@ -134,7 +154,7 @@ class IterativeReuseSampler(io.ComfyNode):
             total_frames=int(total_frames), overlap=int(overlap), noise_recycle=float(noise_recycle),
             guidance_ratio=float(guidance_ratio), fnr=bool(fnr), overlap_mode=overlap_mode, seed=int(seed),
             steps=int(steps), cfg=float(cfg), sampler_name=sampler_name, scheduler=scheduler, denoise=float(denoise),
-            reporter=NodeReporter(NODE))
+            reporter=NodeReporter(NODE), condition_on_previous=bool(condition_on_previous))
         return io.NodeOutput(run(model, positive, negative, latent_image, settings, noise=noise,
                                  clip_positives=list(clip_positives) if clip_positives is not None else None))
 

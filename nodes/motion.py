@@ -11,7 +11,7 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from ..model_patches import motion as mm
 from ..model_patches.video import frame_axis
 from ..model_patches.hooks.motion import MotionSmoothingSettings, patch
-from ._common import CATEGORY, NodeInputError, check, check_finite, check_model, check_range, node_id
+from ._common import CATEGORY, NodeInputError, check, check_finite, check_model, check_range, node_id, NodeReporter
 
 MotionType = io.Custom("COHERENT_MOTION")  # prefixed: "MOTION" is used by other packs
 
@@ -293,7 +293,8 @@ class MotionSmoothingPatch(io.ComfyNode):
         check_range(end_percent, 0.0, 1.0, node, "end_percent")
         check(start_percent <= end_percent, node, "end_percent",
               f"must be >= start_percent ({start_percent}), got {end_percent}")
-        settings = MotionSmoothingSettings(float(strength), float(sigma_frames), float(start_percent), float(end_percent))
+        settings = MotionSmoothingSettings(float(strength), float(sigma_frames), float(start_percent), float(end_percent),
+                                           reporter=NodeReporter(node))
         return io.NodeOutput(patch(model, settings))  # strength 0: a plain clone, nothing installed
 
 

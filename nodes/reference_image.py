@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..model_patches.hooks.blocks import architecture
 from ..model_patches.hooks.reference import ReferenceSettings, patch
+from ._dit import reference_on_dit
 from ._common import (CATEGORY, NodeInputError, check, check_frames, check_model, check_range, check_same_device,
                       node_errors, node_id)
 
@@ -49,7 +51,9 @@ class ReferenceImageCondition(io.ComfyNode):
                         "forward per step), optional AdaIN to the reference's feature statistics, and an optional "
                         "anchor that keeps frame 0 on the reference.",
             inputs=[
-                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net model. It is cloned; the input model is not changed."),
+                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net, or a Wan 2.1/2.2 or HunyuanVideo 1.5 video model "
+                                                "(reference tokens at the latent frame in front of the video). It is "
+                                                "cloned; the input model is not changed."),
                 io.Latent.Input("reference", tooltip="The reference image LATENT (from a text-to-image KSampler or "
                                                      "VAEEncode). Only its first image is used. Same channels and size "
                                                      "as the video frames."),
@@ -92,6 +96,16 @@ class ReferenceImageCondition(io.ComfyNode):
                 adain_weight=0.0, start_percent=0.0, end_percent=1.0, anchor_first_frame=True,
                 concat_reference=False, noise_seed=0) -> io.NodeOutput:
         check_model(model, NODE)
+        for name, value in (("strength", strength), ("style_fidelity", style_fidelity),
+                            ("attention_weight", attention_weight), ("adain_weight", adain_weight),
+                            ("start_percent", start_percent), ("end_percent", end_percent)):
+            check_range(value, 0.0, 1.0, NODE, name)
+        check(start_percent <= end_percent, NODE, "start_percent",
+              f"must not be after end_percent ({start_percent} > {end_percent})")
+        if architecture(model) == "dit":  # Wan 2.1/2.2, HunyuanVideo 1.5: reference tokens in the DiT's self-attention
+            return io.NodeOutput(*reference_on_dit(NODE, model, reference, video_latent, strength, style_fidelity,
+                                                   attention_weight, adain_weight, start_percent, end_percent,
+                                                   anchor_first_frame, concat_reference, noise_seed))
         ref = _samples(reference, "reference")
         vid = _samples(video_latent, "video_latent")
         check_same_device(ref, vid, NODE, "reference", "video_latent")
@@ -105,12 +119,6 @@ class ReferenceImageCondition(io.ComfyNode):
             raise NodeInputError(NODE, "reference", f"is {ref.shape[3] * 8}x{ref.shape[2] * 8} px (latent "
                                                     f"{tuple(ref.shape[2:])}) but the video frames are latent "
                                                     f"{tuple(vid.shape[2:])}; make both the same size")
-        for name, value in (("strength", strength), ("style_fidelity", style_fidelity),
-                            ("attention_weight", attention_weight), ("adain_weight", adain_weight),
-                            ("start_percent", start_percent), ("end_percent", end_percent)):
-            check_range(value, 0.0, 1.0, NODE, name)
-        check(start_percent <= end_percent, NODE, "start_percent",
-              f"must not be after end_percent ({start_percent} > {end_percent})")
         if strength == 0:  # every part off, the first-frame anchor included: the model and latent unchanged
             return io.NodeOutput(model.clone(), video_latent)
         settings = ReferenceSettings(

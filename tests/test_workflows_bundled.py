@@ -15,7 +15,10 @@ SOURCES_DIR = ROOT / "workflow_sources"
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 # model loader -> (its file input, the models/ folder the template declares, the random-weight file the tests use)
 MODEL_LOADERS = {"CheckpointLoaderSimple": ("ckpt_name", "checkpoints", "random_sd15.safetensors"),
-                 "ADE_LoadAnimateDiffModel": ("model_name", "animatediff_models", "random_mm_sd15_v2.safetensors")}
+                 "ADE_LoadAnimateDiffModel": ("model_name", "animatediff_models", "random_mm_sd15_v2.safetensors"),
+                 # Wan templates: random files written by support.dit_files.wan_model_files
+                 "UNETLoader": ("unet_name", "diffusion_models", None), "CLIPLoader": ("clip_name", "text_encoders", None),
+                 "VAELoader": ("vae_name", "vae", None)}
 
 
 def load_needed_packs(src: dict) -> None:
@@ -139,10 +142,16 @@ def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_c
     run_workflow.setup_comfy(None, str(empty), [str(Path(sd15_ckpt).parent.parent)], None)
     prompt, fmt = run_workflow.load_workflow(str(path))
     assert fmt == "ui"
+    from support.dit_files import wan_model_files  # the random Wan files (tests/test_dit_attention_workflows.py)
+
+    swap = {"CheckpointLoaderSimple": "random_sd15.safetensors"}
+    if any(node["class_type"] in ("UNETLoader", "CLIPLoader", "VAELoader") for node in prompt.values()):
+        files = wan_model_files(sd15_ckpt)
+        swap.update({"UNETLoader": files["unet_name"], "CLIPLoader": files["clip_name"], "VAELoader": files["vae_name"]})
     for node in prompt.values():
         if node["class_type"] in MODEL_LOADERS:
             name, _, random_file = MODEL_LOADERS[node["class_type"]]
-            node["inputs"][name] = random_file
+            node["inputs"][name] = swap.get(node["class_type"], random_file)
     valid, error, outputs, node_errors = asyncio.run(__import__("execution").validate_prompt("t", prompt, None))
     assert valid, run_workflow.format_validation_errors(prompt, error, node_errors)
     assert outputs

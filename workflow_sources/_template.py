@@ -27,6 +27,17 @@ SD15 = {"name": "v1-5-pruned-emaonly-fp16.safetensors",
                "v1-5-pruned-emaonly-fp16.safetensors?download=true",
         "directory": "checkpoints"}
 
+_WAN21 = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/"
+# The Wan 2.1 files as ComfyUI's own Wan 2.1 text-to-video template names them (diffusion model, text encoder, VAE).
+WAN21_T2V_1_3B = {"name": "wan2.1_t2v_1.3B_fp16.safetensors",
+                  "url": _WAN21 + "diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors?download=true",
+                  "directory": "diffusion_models"}
+UMT5_XXL_FP8 = {"name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                "url": _WAN21 + "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors?download=true",
+                "directory": "text_encoders"}
+WAN21_VAE = {"name": "wan_2.1_vae.safetensors", "url": _WAN21 + "vae/wan_2.1_vae.safetensors?download=true",
+             "directory": "vae"}
+
 COL_W, COL_GAP, ROW_GAP, TITLE_H = 340, 50, 40, 30
 WIDE = {"CLIPTextEncode": 400}
 GROUP_PAD, GROUP_TITLE = 20, 40

@@ -82,3 +82,11 @@ def model_blocks(model):
         raise ParameterError("model", "no U-Net self-attention blocks found; only SD1.x/SD2/SDXL-style "
                                       "U-Nets (input/middle/output blocks with SpatialTransformers) are supported")
     return dm, blocks
+
+
+def architecture(model) -> str:
+    """``"dit"`` for a DiT video model (Wan, HunyuanVideo, LTX-Video; their blocks: :mod:`.dit`), else ``"unet"``.
+    The nodes ask this rather than looking at the model themselves."""
+    from .dit import is_video_dit
+
+    return "dit" if is_video_dit(model) else "unet"

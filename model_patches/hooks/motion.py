@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import Reporter
 from ..motion import apply_frame_operator, motion_smoothing_matrix
 from ..video import frame_axis
+from .core_windows import add_batch_guard
 from .state import SigmaRange
 
 
@@ -28,6 +30,7 @@ class MotionSmoothingSettings:
     sigma_frames: float = 1.0    # temporal Gaussian width in frames
     start_percent: float = 0.0
     end_percent: float = 1.0
+    reporter: Reporter = Reporter()  # names the node when core context windows cannot sample (core_windows.py)
 
 
 class MotionSmoothingPostCFG:
@@ -71,4 +74,5 @@ def patch(model, settings: MotionSmoothingSettings):
         return m
     sigmas = SigmaRange.of(m, settings.start_percent, settings.end_percent)
     m.set_model_sampler_post_cfg_function(MotionSmoothingPostCFG(settings, sigmas))
+    add_batch_guard(m, settings.reporter)
     return m

@@ -8,6 +8,7 @@ for bit.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from dataclasses import dataclass
 
@@ -18,7 +19,8 @@ import comfy.sample
 
 from ..errors import ParameterError, Reporter
 from ..noise import correlated_noise, derived_seed, resolve_key_frame
-from ..video import frame_axis
+from ..video import first_latent_gap, frame_axis, temporal_compression
+from .core_windows import batch_problem
 
 WRAPPER_KEY = "coherent_video.base_residual_noise"
 
@@ -35,6 +37,8 @@ class NoiseSettings:
     initial_noise: bool = True                # patch(): the sampler's initial noise
     per_step_noise: bool = False              # patch(): ancestral/SDE samplers' per-step noise
     reporter: Reporter = Reporter()           # where errors found while sampling go
+    temporal_compression: int | None = None   # causal video VAE's pixel frames per latent frame (video.py);
+                                              # None: read from a 5-D latent's channel count
 
     def frame_dim(self, x: torch.Tensor) -> int:
         return frame_axis(x)
@@ -73,8 +77,12 @@ class NoiseSettings:
             shape[fd] = 1
             g = torch.Generator(device="cpu").manual_seed(derived_seed(seed))
             base = torch.randn(shape, generator=g, dtype=residual.dtype, device="cpu").to(residual.device)
+        gap = 1.0
+        if residual.ndim == 5:  # causal video latent: frame 0 holds one image frame (progressive mode's first step)
+            c = self.temporal_compression
+            gap = first_latent_gap(temporal_compression(latent=residual) if c is None else c)
         return correlated_noise(residual, base, self.mode, self.base_ratio, self.alpha, self.key_frame,
-                                self.lambda_schedule or None, fd, inplace=inplace)
+                                self.lambda_schedule or None, fd, inplace=inplace, first_gap=gap)
 
 
 class BaseResidualNoiseGenerator:
@@ -145,21 +153,34 @@ FREENOISE_WARNING = (
     "lost; applied after them, this node's noise replaces FreeNoise's. Turn one of them off.")
 
 
+def _with_model_compression(settings: NoiseSettings, model_patcher) -> NoiseSettings:
+    """The settings with the temporal compression of the sampled model's latent format (video.py's table)."""
+    fmt = getattr(getattr(model_patcher, "model", None), "latent_format", None)
+    if fmt is None or settings.temporal_compression is not None:
+        return settings
+    return dataclasses.replace(settings, temporal_compression=temporal_compression(fmt))
+
+
 def make_outer_sample_wrapper(settings: NoiseSettings):
     initial_noise, per_step_noise = settings.initial_noise, settings.per_step_noise
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                      disable_pbar=False, seed=None, latent_shapes=None, **kwargs):
-        if initial_noise and freenoise_active(getattr(executor.class_obj, "model_patcher", None)):
+        guider = executor.class_obj
+        problem = batch_problem(getattr(guider, "model_options", None), noise)
+        if problem is not None:
+            raise settings.reporter.error(ParameterError("model", problem))
+        if initial_noise and freenoise_active(getattr(guider, "model_patcher", None)):
             settings.reporter.warning(FREENOISE_WARNING)
         packed = latent_shapes is not None and len(latent_shapes) > 1
         if seed is not None and not packed:
+            run = _with_model_compression(settings, getattr(guider, "model_patcher", None))
             if initial_noise and bool(noise.ne(0).any()):
-                noise = settings.apply(noise, seed)
-            if per_step_noise and _accepts_noise_sampler(sampler) and noise.shape[settings.frame_dim(noise)] > 1:
+                noise = run.apply(noise, seed)
+            if per_step_noise and _accepts_noise_sampler(sampler) and noise.shape[run.frame_dim(noise)] > 1:
                 sampler = copy.copy(sampler)
                 sampler.extra_options = dict(sampler.extra_options)
-                sampler.extra_options["noise_sampler"] = CorrelatedNoiseSampler(settings, noise, seed)
+                sampler.extra_options["noise_sampler"] = CorrelatedNoiseSampler(run, noise, seed)
         return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,
                         latent_shapes=latent_shapes, **kwargs)
 

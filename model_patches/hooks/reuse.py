@@ -36,6 +36,7 @@ from ..reuse import (forward_reuse_noise, overlap_order, overlap_sources, place_
                     reverse_reuse_noise, staged_guidance_steps)
 from ..errors import Reporter
 from ..video import frame_axis
+from .previous_frames import with_previous_frames
 
 WRAPPER_KEY = "coherent_video.iterative_reuse"
 _SIGMA_RTOL = 1e-5
@@ -58,6 +59,7 @@ class ReuseSettings:
     scheduler: str = "normal"
     denoise: float = 1.0
     reporter: Reporter = Reporter()  # where warnings found while sampling go
+    condition_on_previous: bool = False  # I2V models: clip c > 0 gets the re-traced frames as known frames
 
 
 class SeedNoise:
@@ -277,7 +279,7 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     if "batch_index" in latent:
         clip_latent["batch_index"] = latent["batch_index"]
 
-    prev_eps = None
+    prev_eps = prev_samples = None
     try:
         for c, piece in enumerate(plan):
             comfy.model_management.throw_exception_if_processing_interrupted()
@@ -303,7 +305,13 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
                 comfy.model_management.throw_exception_if_processing_interrupted()
 
             guider = comfy.samplers.CFGGuider(m)
-            guider.set_conds(clip_positives[c] if clip_positives is not None else positive, negative)
+            clip_pos, clip_neg = clip_positives[c] if clip_positives is not None else positive, negative
+            if prev_samples is not None and overlap > 0:  # condition_on_previous (previous_frames.py)
+                known = prev_samples.index_select(fd, torch.tensor(sources, device=prev_samples.device))
+                fill = m.model.process_latent_out(torch.zeros_like(known.narrow(fd, 0, 1)))  # model-space 0
+                clip_pos = with_previous_frames(clip_pos, known, n_frames, fill)
+                clip_neg = with_previous_frames(clip_neg, known, n_frames, fill)
+            guider.set_conds(clip_pos, clip_neg)
             guider.set_cfg(cfg)
             first = c == 0
             samples = guider.sample(eps, latent_image if first else retrace_latent, sampler, sigmas,
@@ -311,6 +319,7 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
                                     disable_pbar=True, seed=clip_seed(noise_source.seed, c))
             samples = samples.to(out.device)
             place_clip(out, samples, piece, fd)
+            prev_samples = samples if s.condition_on_previous else None
             del samples, guider
             prev_eps = eps
             pbar.update_absolute((c + 1) * n_steps, total_ticks)

@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""Per-step cost of every patch on a DiT video model (random-weight Wan 2.1 T2V), against the unpatched model.
+
+Every configuration samples the same 5-D latent with the same seed through ComfyUI's own ``KSampler``
+(euler, CFG 2: cond + uncond in one model call); a ``--steps``-step run divided by the steps is the per-step
+time. Each patch is timed in ``--pairs`` interleaved (baseline, patched) pairs, the order alternating pair by
+pair, so both runs of a pair see the same load on a shared machine; its ratio is the median, min and max of the
+per-pair ratios (>= 5 pairs). Torch runs on ``--threads`` threads (1 by default).
+
+    .venv/bin/python -m bench.dit          # tiny (dim 64, 2 layers) and mid (dim 512, 8 layers) Wan
+                                            # -> bench/results/dit.json
+    .venv/bin/python -m bench.dit --quick   # tiny only, 1 step, 5 pairs, no quality runs; checks
+                                            # the invariants, writes nothing unless --out is given
+
+Patches and baselines:
+
+- ``reference``: ReferenceImageCondition (DiT path: one batch-1, one-latent-frame write pass per step, the
+  reference K/V in every block) vs unpatched, ``T_latent`` latent frames. Target <= 1.10 + 1/T_latent.
+- ``cross_window_anchor``: CrossStreamAttention (anchor = first) under ``WanContextWindowsManual`` vs the
+  same context windows alone. Target <= 1.15.
+- ``noise``: BaseResidualNoiseModel (initial shared base noise) vs unpatched. Target <= 1.02.
+- ``smoothing``: MotionSmoothingPatch vs unpatched. Target <= 1.02.
+
+Memory: the peak RSS growth during one sampling run of each configuration (RSS sampled every millisecond),
+and each patch's growth minus its baseline's; ``cache_bytes``: what the patches hold between model calls.
+
+Quality (``--quality``, on by default in the full run): seam and colour drift across window boundaries,
+tiny Wan, 17 latent frames in windows of 5 with overlap 1, time-ordered noise (AR(1) along latent time,
+rho 0.9, unit variance), 8 steps; windows alone vs with cross-window anchor attention (first / sparse_causal).
+``seam_ratio`` = mean |x[b] - x[b-1]| over the window starts b divided by that over all other adjacent
+pairs (1 = no seam); ``colour_drift`` = RMS over channels of the per-channel spatial mean of each frame
+minus frame 0's, averaged over the last window's frames; ``overlap_disagreement`` = how much consecutive windows'
+model outputs differ on their shared latent frame before the fuse (relative mean |difference|; what cross-window
+attention directly acts on). Random weights: these figures say whether the
+mechanism pulls windows together, not what a trained model's video looks like.
+
+Invariants (exit status 1 when one breaks): every output finite; strength 0 bit-identical to unpatched; the
+reference write pass runs once per step; cross-window anchor attention adds no model call.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+import sys
+from pathlib import Path
+
+from bench._common import ROOT, comfy_env, families, load_pack_module, ratio_stats, time_rounds, write_results
+
+SIZES = {"tiny": {"frames": 5, "hw": 16}, "mid": {"frames": 5, "hw": 16}}
+WINDOW = {"frames": 9, "length_px": 17, "overlap_px": 5}   # 9 latent frames, windows of 5 with overlap 2 -> 3 windows
+
+
+def _env():
+    F = families
+    F._env()
+    import nodes  # noqa: F401
+
+    comfy_env.init_all_nodes() if os.environ.get("DIT_BENCH_NODES", "1") == "1" else None
+    pack = load_pack_module()
+    return F, pack
+
+
+def _unwrap(out):
+    return tuple(out.result) if hasattr(out, "result") else tuple(out)
+
+
+def _windows(model):
+    from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
+
+    return _unwrap(WanContextWindowsManualNode.execute(model, WINDOW["length_px"], WINDOW["overlap_px"],
+                                                       "standard_static", 1, False, "pyramid"))[0]
+
+
+def _count_calls(model):
+    from comfy.patcher_extension import WrappersMP
+
+    calls = []
+
+    def counter(executor, x, *args, **kwargs):
+        calls.append(tuple(x.shape))
+        return executor(x, *args, **kwargs)
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, "bench.count", counter)
+    return m, calls
+
+
+def build_configs(F, pack, size: str):
+    """{name: (model, latent)} plus the (patched, baseline) pairs and the nodes' errors, for ``size``."""
+    import importlib
+
+    import torch
+
+    from coherent_video.nodes.cross_stream import CrossStreamAttention
+    from coherent_video.nodes.reference_image import ReferenceImageCondition
+
+    s = SIZES[size]
+    fx = F.build("wan21_t2v", frames=s["frames"], height=s["hw"], width=s["hw"], size=size)
+    fxw = F.build("wan21_t2v", frames=WINDOW["frames"], height=s["hw"], width=s["hw"], size=size)
+    g = torch.Generator().manual_seed(0)
+    ref = {"samples": torch.randn(1, 16, 1, s["hw"], s["hw"], generator=g)}
+    cfgs = {"unpatched": (fx.model, fx.latent)}
+    pairs, errors = {}, {}
+    m, lat = _unwrap(ReferenceImageCondition.execute(fx.model, ref, fx.latent, 1.0, 0.5, 1.0, 0.0, 0.0, 1.0, False))
+    cfgs["reference"] = (m, lat)
+    pairs["reference"] = "unpatched"
+    wm = _windows(fxw.model)
+    cfgs["windows"] = (wm, fxw.latent)
+    anchor = _unwrap(CrossStreamAttention.execute(wm, "anchor", "first", 0, 1.0, True, True, True, 0, 0.0, 1.0))[0]
+    cfgs["cross_window_anchor"] = (anchor, fxw.latent)
+    pairs["cross_window_anchor"] = "windows"
+    try:
+        from coherent_video.nodes.base_residual_noise import BaseResidualNoiseModel
+
+        cfgs["noise"] = (_unwrap(BaseResidualNoiseModel.execute(fx.model, "shared", 0.5, 1.0, -1, True, False))[0],
+                         fx.latent)
+        pairs["noise"] = "unpatched"
+    except Exception as e:  # recorded, not hidden
+        errors["noise"] = f"{type(e).__name__}: {e}"
+    try:
+        from coherent_video.nodes.motion import MotionSmoothingPatch
+
+        cfgs["smoothing"] = (_unwrap(MotionSmoothingPatch.execute(fx.model, 0.5, 1.0, 0.0, 1.0))[0], fx.latent)
+        pairs["smoothing"] = "unpatched"
+    except Exception as e:
+        errors["smoothing"] = f"{type(e).__name__}: {e}"
+    return fx, cfgs, pairs, errors
+
+
+def check_invariants(F, pack, fx, cfgs, steps: int) -> list[str]:
+    """The invariants; a list of what broke (empty = all hold)."""
+    import torch
+
+    from coherent_video.nodes.cross_stream import CrossStreamAttention
+    from coherent_video.nodes.reference_image import ReferenceImageCondition
+
+    broken = []
+    base = F.sample_ksampler(fx.model, fx.positive, fx.negative, fx.latent, steps=steps)
+    ref = {"samples": torch.ones(1, 16, 1, *fx.latent["samples"].shape[3:])}
+    m0, lat0 = _unwrap(ReferenceImageCondition.execute(fx.model, ref, fx.latent, 0.0))
+    if not torch.equal(F.sample_ksampler(m0, fx.positive, fx.negative, lat0, steps=steps), base):
+        broken.append("reference strength 0 is not bit-identical to unpatched")
+    c0 = _unwrap(CrossStreamAttention.execute(fx.model, "anchor", "first", 0, 0.0))[0]
+    if not torch.equal(F.sample_ksampler(c0, fx.positive, fx.negative, fx.latent, steps=steps), base):
+        broken.append("cross-stream strength 0 is not bit-identical to unpatched")
+    m, calls = _count_calls(cfgs["reference"][0])
+    out = F.sample_ksampler(m, fx.positive, fx.negative, cfgs["reference"][1], steps=steps)
+    writes = [c for c in calls if c[2] == 1]
+    if len(writes) != steps:
+        broken.append(f"reference write passes: {len(writes)} for {steps} steps")
+    if not torch.isfinite(out).all():
+        broken.append("reference output not finite")
+    wm, wcalls = _count_calls(cfgs["windows"][0])
+    am, acalls = _count_calls(cfgs["cross_window_anchor"][0])
+    lat = cfgs["windows"][1]
+    F.sample_ksampler(wm, fx.positive, fx.negative, lat, steps=steps)
+    aout = F.sample_ksampler(am, fx.positive, fx.negative, lat, steps=steps)
+    if len(acalls) != len(wcalls):
+        broken.append(f"cross-window anchor made {len(acalls)} model calls, windows alone {len(wcalls)}")
+    if not torch.isfinite(aout).all():
+        broken.append("cross-window output not finite")
+    for name in ("noise", "smoothing"):
+        if name in cfgs:
+            o = F.sample_ksampler(cfgs[name][0], fx.positive, fx.negative, cfgs[name][1], steps=steps)
+            if not torch.isfinite(o).all():
+                broken.append(f"{name} output not finite")
+    return broken
+
+
+def time_pairs(run: dict, pairs: dict, n_pairs: int, warmup: int) -> dict:
+    """Per patch: ``n_pairs`` interleaved (baseline, patched) runs, the order alternating pair by pair, so that
+    both runs of a pair see the same load; the ratio of each pair, then their median, min and max."""
+    for fn in run.values():
+        for _ in range(warmup):
+            fn()
+    rounds = {name: [] for name in run}
+    out = {}
+    for p, b in pairs.items():
+        tb, tp = [], []
+        for i in range(n_pairs):
+            for name, acc in (((b, tb), (p, tp)) if i % 2 == 0 else ((p, tp), (b, tb))):
+                t = time.perf_counter()
+                run[name]()
+                acc.append(time.perf_counter() - t)
+        rounds[b] += tb
+        rounds[p] += tp
+        out[p] = ratio_stats(tp, tb) | {"baseline": b}
+    return out, rounds
+
+
+def time_size(F, pack, size: str, steps: int, n_pairs: int, warmup: int) -> dict:
+    fx, cfgs, pairs, errors = build_configs(F, pack, size)
+
+    def runner(name):
+        model, lat = cfgs[name]
+        return lambda: F.sample_ksampler(model, fx.positive, fx.negative, lat, steps=steps)
+
+    run = {name: runner(name) for name in cfgs}
+    ratios, rounds = time_pairs(run, pairs, n_pairs, warmup)
+    out = {"per_step_s": {n: round(statistics.median(r) / steps, 5) for n, r in rounds.items() if r},
+           "ratios": ratios, "not_run": errors, "latent": list(fx.latent["samples"].shape),
+           "windowed_latent": list(cfgs["windows"][1]["samples"].shape),
+           "config": F.unet_config("wan21_t2v", size)}
+    out["config"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in out["config"].items()}
+    out["memory"] = peak_memory(run, pairs)
+    out["cache_bytes"] = cache_bytes(out["config"], fx.latent["samples"].shape)
+    out["broken"] = check_invariants(F, pack, fx, cfgs, steps=min(steps, 2))
+    return out
+
+
+def targets(results: dict) -> dict:
+    t = {}
+    for size, r in results.items():
+        t_lat = r["latent"][2]
+        limits = {"reference": 1.10 + 1.0 / t_lat, "cross_window_anchor": 1.15, "noise": 1.02, "smoothing": 1.02}
+        for name, limit in limits.items():
+            if name in r["ratios"]:
+                med = r["ratios"][name]["median"]
+                t[f"{size}.{name}"] = {"target": round(limit, 4), "median": med, "pass": med <= limit}
+            else:
+                t[f"{size}.{name}"] = {"target": round(limit, 4), "median": None, "pass": False,
+                                       "why": r["not_run"].get(name, "not run")}
+    return t
+
+
+# ------------------------------------------------------------------------------------------------
+# memory
+# ------------------------------------------------------------------------------------------------
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_memory(run: dict, pairs: dict) -> dict:
+    """Peak RSS growth during one sampling run of each configuration (RSS sampled every millisecond by a thread,
+    minus the RSS just before the run, after gc), and each patch's growth minus its baseline's. On a CPU the
+    allocator keeps freed pages, so these are upper bounds of what a run needs beyond what is already held."""
+    import gc
+    import threading
+
+    out = {}
+    for name, fn in run.items():
+        gc.collect()
+        base = _rss()
+        peak = [base]
+        stop = threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                peak[0] = max(peak[0], _rss())
+                time.sleep(0.001)
+
+        th = threading.Thread(target=watch)
+        th.start()
+        try:
+            fn()
+        finally:
+            stop.set()
+            th.join()
+        out[name] = round((max(peak[0], _rss()) - base) / 2**20, 2)
+    return {"run_growth_mib": out,
+            "extra_vs_baseline_mib": {p: round(out[p] - out[b], 2) for p, b in pairs.items()}}
+
+
+def cache_bytes(config: dict, latent_shape) -> dict:
+    """What the patches hold between model calls (float32): the reference bank (K and V of one latent frame per
+    block) and the cross-window anchor cache (K and V of one latent frame per block and CFG branch set)."""
+    pt, ph, pw = config["patch_size"]
+    tokens = (latent_shape[3] // ph) * (latent_shape[4] // pw)
+    per_block = 2 * tokens * config["dim"] * 4
+    return {"reference_bank": per_block * config["num_layers"],
+            "cross_window_anchor": per_block * config["num_layers"] * 2}
+
+
+# ------------------------------------------------------------------------------------------------
+# seam and colour drift across window boundaries
+# ------------------------------------------------------------------------------------------------
+class TimeOrderedNoise:
+    """A NOISE object: AR(1) along latent time (rho), unit variance per element, seeded."""
+
+    def __init__(self, seed: int, rho: float = 0.9):
+        self.seed, self.rho = seed, rho
+
+    def generate_noise(self, input_latent):
+        import torch
+
+        x = input_latent["samples"]
+        g = torch.Generator().manual_seed(self.seed)
+        e = torch.randn(x.shape, generator=g, dtype=torch.float32)
+        n = torch.empty_like(e)
+        n[:, :, 0] = e[:, :, 0]
+        a, b = self.rho, (1 - self.rho ** 2) ** 0.5
+        for t in range(1, x.shape[2]):
+            n[:, :, t] = a * n[:, :, t - 1] + b * e[:, :, t]
+        return n.to(x.dtype)
+
+
+def seam_metrics(x, starts: list[int]) -> dict:
+    d = (x[:, :, 1:] - x[:, :, :-1]).abs().mean(dim=(0, 1, 3, 4))       # [T-1]: pair (t-1, t) at index t-1
+    seam = [float(d[b - 1]) for b in starts]
+    rest = [float(d[i]) for i in range(d.shape[0]) if (i + 1) not in starts]
+    means = x.mean(dim=(3, 4))                                           # [B, C, T]
+    drift = ((means - means[:, :, :1]) ** 2).mean(dim=(0, 1)).sqrt()     # [T]
+    return {"seam_ratio": round(statistics.mean(seam) / statistics.mean(rest), 4),
+            "colour_drift_last_window": round(float(drift[-5:].mean()), 4),
+            "colour_drift_per_frame": [round(float(v), 4) for v in drift]}
+
+
+def _window_outputs(model):
+    """A clone whose APPLY_MODEL outputs are recorded per call with the call's context window (an official
+    wrapper, on the clone): [(sigma, window frames, output)]."""
+    from comfy.patcher_extension import WrappersMP
+
+    outs = []
+
+    def rec(executor, x, t, *args, **kwargs):
+        o = executor(x, t, *args, **kwargs)
+        to = args[3] if len(args) > 3 else kwargs.get("transformer_options", {})
+        win = (to or {}).get("context_window")
+        if win is not None and x.shape[2] == len(win.index_list):
+            outs.append((float(t.max()), tuple(int(i) for i in win.index_list), o.detach().clone()))
+        return o
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, "bench.window_outputs", rec)
+    return m, outs
+
+
+def overlap_disagreement(outs) -> float:
+    """How much consecutive windows disagree on the latent frames they share, before the fuse: mean over steps
+    and window pairs of |out_a[f] - out_b[f]| over the shared frames f, relative to the mean |out|."""
+    vals = []
+    by_sigma = {}
+    for sigma, idx, o in outs:
+        by_sigma.setdefault(sigma, []).append((idx, o))
+    for wins in by_sigma.values():
+        for (ia, oa), (ib, ob) in zip(wins, wins[1:]):
+            shared = sorted(set(ia) & set(ib))
+            if not shared:
+                continue
+            a = oa[:, :, [ia.index(f) for f in shared]]
+            b = ob[:, :, [ib.index(f) for f in shared]]
+            vals.append(float((a - b).abs().mean() / (0.5 * (a.abs().mean() + b.abs().mean()))))
+    return round(statistics.mean(vals), 5) if vals else float("nan")
+
+
+def quality(F, pack, steps: int = 8, seeds=(0, 1, 2)) -> dict:
+    from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
+
+    from coherent_video.nodes.cross_stream import CrossStreamAttention
+
+    fx = F.build("wan21_t2v", frames=17, height=8, width=8)
+    wm = _unwrap(WanContextWindowsManualNode.execute(fx.model, 17, 1, "standard_static", 1, False, "pyramid"))[0]
+    starts = [4, 8, 12]   # windows (0-4) (4-8) (8-12) (12-16): each later window starts on the shared frame
+    variants = {"windows": wm}
+    for mode in ("anchor", "sparse_causal"):
+        variants[mode] = _unwrap(CrossStreamAttention.execute(wm, mode, "first", 0, 1.0, True, True, True, 0, 0.0, 1.0))[0]
+    out = {}
+    for name, model in variants.items():
+        per = []
+        for s in seeds:
+            m, outs = _window_outputs(model)
+            x = F.sample_custom_advanced(m, fx.positive, fx.negative, fx.latent, noise=TimeOrderedNoise(s), steps=steps)
+            per.append(seam_metrics(x, starts) | {"overlap_disagreement": overlap_disagreement(outs)})
+        out[name] = {k: round(statistics.mean(p[k] for p in per), 4)
+                     for k in ("seam_ratio", "colour_drift_last_window", "overlap_disagreement")} | {"per_seed": per}
+    out["setup"] = {"latent": list(fx.latent["samples"].shape), "windows": "WanContextWindowsManual 17 px (5 latent), "
+                    "overlap 1 px (1 latent), standard_static, pyramid", "window_starts": starts, "steps": steps,
+                    "seeds": list(seeds), "noise": "AR(1) along latent time, rho 0.9"}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=7, help="interleaved (baseline, patched) pairs per patch (>= 5)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sizes", default="tiny,mid")
+    ap.add_argument("--quick", action="store_true", help="tiny only, 1 step, 5 pairs, no quality runs; no file "
+                                                          "written unless --out")
+    ap.add_argument("--no-quality", action="store_true")
+    ap.add_argument("--out", default=None, help="results file (default bench/results/dit.json; none in --quick)")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    F, pack = _env()
+    sizes = ["tiny"] if args.quick else args.sizes.split(",")
+    steps = 1 if args.quick else args.steps
+    n_pairs = 5 if args.quick else max(args.pairs, 5)
+    results = {size: time_size(F, pack, size, steps, n_pairs, 0 if args.quick else args.warmup) for size in sizes}
+    data = {"sizes": results, "targets": targets(results), "steps": steps, "threads": args.threads,
+            "pairs": n_pairs}
+    if not args.quick and not args.no_quality:
+        data["quality"] = quality(F, pack)
+    broken = [f"{s}: {b}" for s, r in results.items() for b in r["broken"]]
+    data["invariants_hold"] = not broken
+    print(json.dumps({"targets": data["targets"], "broken": broken}, indent=1))
+    if args.out or not args.quick:
+        path = Path(args.out) if args.out else None
+        if path is None:
+            write_results("dit", data)
+        else:
+            path.write_text(json.dumps(data, indent=2) + "\n")
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5) of ReferenceImageCondition and CrossStreamAttention.
+
+The nodes call these when their MODEL is a DiT video model; the hooks are in ``model_patches/hooks/dit.py``.
+"""
+from __future__ import annotations
+
+from ..model_patches.hooks.dit import (apply_cross_window, apply_reference_dit, as_video_reference,
+                                       reference_video_latent_5d, require_family)
+from ._common import NodeInputError, NodeReporter, check, check_frames, check_same_device, node_errors
+
+__all__ = ["reference_on_dit", "cross_stream_on_dit"]
+
+
+def _samples(latent, node: str, name: str, ndims: tuple, layout: str):
+    s = latent.get("samples") if isinstance(latent, dict) else None
+    check(s is not None and hasattr(s, "ndim") and not getattr(s, "is_nested", False), node, name,
+          "must be a LATENT with a plain 'samples' tensor")
+    check_frames(s, node, name, ndims=ndims, layout=layout)
+    return s
+
+
+def reference_on_dit(node: str, model, reference, video_latent, strength, style_fidelity, attention_weight, adain_weight,
+                     start_percent, end_percent, anchor_first_frame, concat_reference, noise_seed):
+    """(patched model, video LATENT) for a DiT video model; inputs already range-checked by the node."""
+    with node_errors(node):
+        fam = require_family(model)
+    ref = _samples(reference, node, "reference", (4, 5), "an image latent [1, C, H, W] or a video latent [B, C, T, H, W]")
+    vid = _samples(video_latent, node, "video_latent", (5,), "a video latent [B, C, T, H, W] (e.g. EmptyHunyuanLatentVideo)")
+    check_same_device(ref, vid, node, "reference", "video_latent")
+    ref5 = as_video_reference(ref)
+    lat_ch = int(model.get_model_object("latent_format").latent_channels)
+    if ref5.shape[1] != vid.shape[1] or vid.shape[1] != lat_ch:
+        raise NodeInputError(node, "reference", f"has {ref5.shape[1]} channels but the video latent has {vid.shape[1]} "
+                                                f"and the model expects {lat_ch}")
+    if tuple(ref5.shape[3:]) != tuple(vid.shape[3:]):
+        raise NodeInputError(node, "reference", f"is latent {tuple(ref5.shape[3:])} but the video frames are latent "
+                                                f"{tuple(vid.shape[3:])}; make both the same size")
+    check(adain_weight == 0, node, "adain_weight", "AdaIN points are U-Net blocks; on DiT video models set it to 0 "
+                                                   "(the reference acts through attention only)")
+    check(not concat_reference, node, "concat_reference", "image-concat conditioning is for U-Nets trained with it; "
+                                                          "turn it off for DiT video models")
+    if strength == 0:
+        return model.clone(), video_latent
+    check(not (anchor_first_frame and fam.name == "hunyuan_video"), node, "anchor_first_frame",
+          "HunyuanVideo 1.5 in ComfyUI 0.3.75 fails on any latent with a noise mask (its concat conditioning takes "
+          "the mask's channels), and the anchor is one; turn it off for this model")
+    with node_errors(node, {"seed": "noise_seed"}):
+        m = apply_reference_dit(model, ref5, strength, style_fidelity, attention_weight, start_percent, end_percent,
+                                bool(anchor_first_frame), int(noise_seed))
+    return m, reference_video_latent_5d(video_latent, ref5, bool(anchor_first_frame))
+
+
+def cross_stream_on_dit(node: str, model, mode, anchor, anchor_index, strength, input_blocks, middle_block,
+                        output_blocks, start_percent, end_percent, min_level=0):
+    """The patched model for a DiT video model: cross-window anchor attention under core context windows.
+    input/middle/output_blocks choose the first/middle/last third of the DiT's blocks."""
+    with node_errors(node):
+        require_family(model)
+    check(min_level == 0, node, "min_level", "a DiT's blocks all work at one resolution; leave min_level at 0 "
+                                             "(input/middle/output_blocks choose the first/middle/last third of them)")
+    if strength == 0:
+        return model.clone()
+    with node_errors(node):
+        return apply_cross_window(model, mode, anchor, int(anchor_index), strength, bool(input_blocks),
+                                  bool(middle_block), bool(output_blocks), start_percent, end_percent, NodeReporter(node))

@@ -1,0 +1,87 @@
+"""Random-weight model FILES for running the bundled Wan templates headless: what UNETLoader, CLIPLoader and
+VAELoader load in place of the real Wan 2.1 files (the templates name those; tests swap these in with ``--set``).
+
+- ``diffusion_models/tiny_wan21_t2v.safetensors``: a Wan 2.1 T2V DiT that ComfyUI's own model detection reads as
+  one (``comfy.model_detection``: heads = dim / 128, so dim 256 = 2 heads; 2 layers), text width 768;
+- ``text_encoders/random_clip_l.safetensors``: the CLIP-L of the random SD1.5 checkpoint (width 768), loaded with
+  CLIPLoader type ``stable_diffusion``: UMT5-XXL has one fixed 5.7 B-parameter config in ComfyUI, far too big to
+  write at random here, so the test swaps the text encoder too (the graph is otherwise the template's);
+- ``vae/tiny_wan21_vae.safetensors``: a Wan 2.1 VAE of base width 8 (ComfyUI reads the width from
+  ``decoder.head.0.gamma``), 16 latent channels, 4x time / 8x space compression as the real one.
+
+Written once into the models folder of the random SD1.5 checkpoint (``$COHERENT_VIDEO_CACHE/models``), seeded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+TINY_WAN = "tiny_wan21_t2v.safetensors"
+RANDOM_CLIP_L = "random_clip_l.safetensors"
+TINY_WAN_VAE = "tiny_wan21_vae.safetensors"
+
+
+def _fixtures():
+    from . import fixtures
+
+    return fixtures
+
+
+def _save(sd: dict, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in sd.items()}, str(tmp))
+    tmp.replace(path)
+
+
+def write_tiny_wan(path: Path, seed: int = 0) -> Path:
+    import comfy.ldm.wan.model
+    import comfy.ops
+
+    dm = comfy.ldm.wan.model.WanModel(model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16, dim=256,
+                                      ffn_dim=512, freq_dim=256, text_dim=4096, out_dim=16, num_heads=2, num_layers=2,
+                                      window_size=(-1, -1), qk_norm=True, cross_attn_norm=True, eps=1e-6,
+                                      device=torch.device("cpu"), dtype=torch.float32,
+                                      operations=comfy.ops.disable_weight_init)
+    _fixtures().deterministic_init_(dm, seed=seed)
+    _save(dm.state_dict(), path)
+    return path
+
+
+def write_tiny_wan_vae(path: Path, seed: int = 0) -> Path:
+    import comfy.ldm.wan.vae
+
+    vae = comfy.ldm.wan.vae.WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                   temperal_downsample=[False, True, True], dropout=0.0)
+    _fixtures().deterministic_init_(vae, seed=seed, gain=0.5)
+    _save(vae.state_dict(), path)
+    return path
+
+
+def write_clip_l(path: Path, sd15_checkpoint: Path) -> Path:
+    from safetensors import safe_open
+
+    prefix = "cond_stage_model.transformer."
+    with safe_open(str(sd15_checkpoint), framework="pt") as f:
+        sd = {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+    if not sd:
+        raise RuntimeError(f"no CLIP-L weights ({prefix}*) in {sd15_checkpoint}")
+    _save(sd, path)
+    return path
+
+
+def wan_model_files(sd15_checkpoint: str | Path) -> dict:
+    """{loader input: file name} of the random Wan files, written (once) beside the random SD1.5 checkpoint's folder
+    (``<models>/checkpoints/random_sd15.safetensors`` -> ``<models>/diffusion_models/...`` etc.)."""
+    models = Path(sd15_checkpoint).parent.parent
+    files = {models / "diffusion_models" / TINY_WAN: lambda p: write_tiny_wan(p),
+             models / "text_encoders" / RANDOM_CLIP_L: lambda p: write_clip_l(p, Path(sd15_checkpoint)),
+             models / "vae" / TINY_WAN_VAE: lambda p: write_tiny_wan_vae(p)}
+    for path, writer in files.items():
+        if not path.is_file():
+            writer(path)
+    return {"unet_name": TINY_WAN, "clip_name": RANDOM_CLIP_L, "vae_name": TINY_WAN_VAE, "models_dir": models}

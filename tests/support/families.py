@@ -1,0 +1,290 @@
+"""One fixture builder for every model family the pack serves: SD1.5 and the DiT video models.
+
+``build(family, ...)`` returns a :class:`Fixture`: a real ``ModelPatcher`` around a tiny random
+model of the REAL ComfyUI class, built through ``comfy.supported_models``, with seeded weights
+(same seed, bit-identical weights), CONDITIONING of the model's text width and an empty latent
+in the family's own latent format.
+
+=================  ===========================================  ========  ===========  ========  ==========
+family             ``comfy.supported_models`` class             channels  compression  text dim  latent
+                                                                          (T, H/W)
+=================  ===========================================  ========  ===========  ========  ==========
+``sd15``           ``SD15`` (U-Net, ``model_base.BaseModel``)   4         (1, 8)       32        [F,4,H,W]
+``wan21_t2v``      ``WAN21_T2V`` (``model_base.WAN21``)         16        (4, 8)       32        [B,16,T,H,W]
+``wan22_t2v``      ``WAN21_T2V`` (Wan 2.2 A14B T2V is the 2.1   16        (4, 8)       32        [B,16,T,H,W]
+                   architecture and ``Wan21`` latent)
+``wan22_ti2v_5b``  ``WAN22_T2V`` (``model_base.WAN22``, 5B)     48        (4, 16)      32        [B,48,T,H,W]
+``hunyuan15_t2v``  ``HunyuanVideo15``                            32        (4, 16)      32        [B,32,T,H,W]
+``ltxv``           ``LTXV`` (``model_base.LTXV``)               128       (8, 32)      32        [B,128,T,H,W]
+=================  ===========================================  ========  ===========  ========  ==========
+
+The first latent frame of every video family is causal: it holds one image frame, each later
+latent frame holds ``temporal_compression`` frames (pixel frames = 1 + c * (T_latent - 1)).
+
+Sizes: ``size="tiny"`` (the test size: width 64, 2 layers, 2 heads; a [1,16,5,8,8] Wan latent
+samples in about a second on a CPU) and ``size="mid"`` (a mid-size Wan config for benchmarks).
+
+Import it as ``support.families`` with ``tests/`` on ``sys.path`` (pytest puts it there: ``tests/`` has
+no ``__init__.py``). ``tests.support`` does not work: ComfyUI's own ``tests`` package comes first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+TEXT_DIM = 32
+TOKENS = 8
+
+
+def _env():
+    from runner import comfy_env
+    comfy_env.bootstrap()
+    return comfy_env
+
+
+def _sd15_fixtures():
+    from . import fixtures
+
+    return fixtures
+
+
+def deterministic_init_(module, seed=0, gain=1.0):
+    return _sd15_fixtures().deterministic_init_(module, seed=seed, gain=gain)
+
+
+def model_fingerprint(patcher) -> dict:
+    """Weights, patches and options of an input MODEL (the SD1.5 fixtures' fingerprint)."""
+    return _sd15_fixtures().model_fingerprint(patcher)
+
+
+def assert_same_fingerprint(a: dict, b: dict) -> None:
+    _sd15_fixtures().assert_same_fingerprint(a, b)
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    supported_model: str          # class name in comfy.supported_models
+    latent_channels: int
+    temporal_compression: int     # pixel frames per latent frame after the causal first one (1: image model)
+    spatial_compression: int
+    text_dim: int = TEXT_DIM
+    video: bool = True
+    label: str = ""
+
+
+FAMILIES: dict[str, FamilySpec] = {
+    "sd15": FamilySpec("sd15", "SD15", 4, 1, 8, video=False, label="SD1.5 U-Net"),
+    "wan21_t2v": FamilySpec("wan21_t2v", "WAN21_T2V", 16, 4, 8, label="Wan 2.1 T2V"),
+    "wan22_t2v": FamilySpec("wan22_t2v", "WAN21_T2V", 16, 4, 8, label="Wan 2.2 T2V (A14B architecture)"),
+    "wan22_ti2v_5b": FamilySpec("wan22_ti2v_5b", "WAN22_T2V", 48, 4, 16, label="Wan 2.2 TI2V 5B"),
+    "hunyuan15_t2v": FamilySpec("hunyuan15_t2v", "HunyuanVideo15", 32, 4, 16, label="HunyuanVideo 1.5 T2V"),
+    "ltxv": FamilySpec("ltxv", "LTXV", 128, 8, 32, label="LTX-Video"),
+}
+# Image-to-video variants (concat image + mask channels), built on request; not in FAMILIES so the per-family
+# test parametrisations stay the T2V list. HunyuanVideo 1.5 T2V already has the concat channels (65 = 32 + 32 + 1).
+EXTRA_FAMILIES: dict[str, FamilySpec] = {
+    "wan21_i2v": FamilySpec("wan21_i2v", "WAN21_I2V", 16, 4, 8, label="Wan 2.1 I2V (Wan 2.2 A14B I2V: same class)"),
+}
+VIDEO_FAMILIES = tuple(k for k, v in FAMILIES.items() if v.video)
+# The four the issue names (Wan 2.1, Wan 2.2, HunyuanVideo 1.5, LTXV); wan22_ti2v_5b is the extra latent variant.
+MAIN_VIDEO_FAMILIES = ("wan21_t2v", "wan22_t2v", "hunyuan15_t2v", "ltxv")
+
+
+def _wan_config(spec: FamilySpec, size: str) -> dict:
+    dim, layers, heads, ffn = {"tiny": (64, 2, 2, 128), "mid": (512, 8, 4, 2048)}[size]
+    cfg = {
+        "image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "text_len": TOKENS,
+        "in_dim": spec.latent_channels, "out_dim": spec.latent_channels, "dim": dim, "ffn_dim": ffn, "freq_dim": 256,
+        "text_dim": spec.text_dim, "num_heads": heads, "num_layers": layers, "window_size": (-1, -1),
+        "qk_norm": True, "cross_attn_norm": True, "eps": 1e-6,
+    }
+    return cfg
+
+
+def _hunyuan15_config(spec: FamilySpec, size: str) -> dict:
+    hidden, heads, depth, single = {"tiny": (64, 2, 1, 1), "mid": (512, 4, 4, 4)}[size]
+    head_dim = hidden // heads
+    t_axis = head_dim // 4
+    axes = [t_axis, (head_dim - t_axis) // 2, (head_dim - t_axis) // 2]
+    return {
+        "image_model": "hunyuan_video", "in_channels": 2 * spec.latent_channels + 1,
+        "out_channels": spec.latent_channels, "patch_size": [1, 1, 1], "vec_in_dim": None,
+        "context_in_dim": spec.text_dim, "hidden_size": hidden, "mlp_ratio": 4.0, "num_heads": heads,
+        "depth": depth, "depth_single_blocks": single, "axes_dim": axes, "theta": 256, "qkv_bias": True,
+        "guidance_embed": False, "byt5": False, "meanflow": False, "use_cond_type_embedding": True,
+        "vision_in_dim": 1152,
+    }
+
+
+def _ltxv_config(spec: FamilySpec, size: str) -> dict:
+    heads, head_dim, layers = {"tiny": (2, 48, 2), "mid": (4, 96, 8)}[size]
+    return {
+        "image_model": "ltxv", "in_channels": spec.latent_channels, "num_layers": layers,
+        "attention_head_dim": head_dim, "num_attention_heads": heads, "cross_attention_dim": heads * head_dim,
+        "caption_channels": spec.text_dim,
+    }
+
+
+def _wan_i2v_config(spec: FamilySpec, size: str) -> dict:
+    cfg = _wan_config(spec, size)
+    cfg.update(model_type="i2v", in_dim=2 * spec.latent_channels + 4)  # noise + image latent + 4-channel mask
+    return cfg
+
+
+_CONFIGS = {"wan21_t2v": _wan_config, "wan22_t2v": _wan_config, "wan22_ti2v_5b": _wan_config,
+            "hunyuan15_t2v": _hunyuan15_config, "ltxv": _ltxv_config, "wan21_i2v": _wan_i2v_config}
+
+
+def spec(family: str) -> FamilySpec:
+    if family in EXTRA_FAMILIES:
+        return EXTRA_FAMILIES[family]
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {sorted(FAMILIES) + sorted(EXTRA_FAMILIES)}")
+    return FAMILIES[family]
+
+
+def unet_config(family: str, size: str = "tiny") -> dict:
+    s = spec(family)
+    if not s.video:
+        return _sd15_fixtures().tiny_unet_config(TEXT_DIM)
+    return _CONFIGS[family](s, size)
+
+
+def build_model(family: str, seed: int = 0, size: str = "tiny", dtype: torch.dtype = torch.float32):
+    """A real ``ModelPatcher`` around a random ``family`` model of the real ComfyUI class, seeded weights."""
+    s = spec(family)
+    _env()
+    if not s.video:
+        if size != "tiny":
+            return _sd15_fixtures().sd15_model(seed=seed)
+        return _sd15_fixtures().tiny_model(seed=seed)
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    model_config = getattr(comfy.supported_models, s.supported_model)(unet_config(family, size))
+    model_config.set_inference_dtype(dtype, None)
+    model = model_config.get_model({}, device=torch.device("cpu"))
+    # Distinct seeds per family so two families never share weights by accident.
+    deterministic_init_(model.diffusion_model, seed=seed + 1000 * list({**FAMILIES, **EXTRA_FAMILIES}).index(family))
+    model.diffusion_model.to(dtype)
+    return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+
+
+def conditioning(family: str, seed: int = 1, tokens: int = TOKENS, batch: int = 1):
+    """CONDITIONING ([[tensor, options]]) of the family's text width, with the options the family's text
+    encoder adds through ``CLIPTextEncode`` (``pooled_output``; LTXV's T5 ``attention_mask``)."""
+    s = spec(family)
+    g = torch.Generator().manual_seed(seed)
+    options = {}
+    if s.video:
+        options["pooled_output"] = None
+    if family == "ltxv":
+        options["attention_mask"] = torch.ones(batch, tokens, dtype=torch.long)
+    return [[torch.randn(batch, tokens, s.text_dim, generator=g), options]]
+
+
+def latent(family: str, frames: int = 5, height: int | None = None, width: int | None = None, batch: int = 1) -> dict:
+    """An empty LATENT in the family's format: 5-D ``[B, C, T, H, W]`` for video, ``[F, 4, H, W]`` for SD1.5.
+
+    ``frames`` counts LATENT frames; height/width are latent sizes (default 8x8, 4x4 for LTXV)."""
+    s = spec(family)
+    h = height if height is not None else (4 if family == "ltxv" else 8)
+    w = width if width is not None else h
+    if not s.video:
+        return {"samples": torch.zeros(frames, s.latent_channels, h, w)}
+    return {"samples": torch.zeros(batch, s.latent_channels, frames, h, w)}
+
+
+def pixel_frames(family: str, latent_frames: int) -> int:
+    """Pixel frames decoded from ``latent_frames``: the causal first latent frame holds one image frame."""
+    c = spec(family).temporal_compression
+    return latent_frames if c == 1 else 1 + c * (latent_frames - 1)
+
+
+@dataclass
+class Fixture:
+    family: str
+    model: object
+    positive: list
+    negative: list
+    latent: dict
+    spec: FamilySpec = field(repr=False, default=None)
+
+    def __iter__(self):
+        return iter((self.model, self.positive, self.negative, self.latent))
+
+
+def build(family: str, frames: int = 5, height: int | None = None, width: int | None = None, seed: int = 0,
+          size: str = "tiny", batch: int = 1) -> Fixture:
+    """``(model, positive, negative, latent)`` for ``family`` (unpackable)."""
+    return Fixture(family, build_model(family, seed=seed, size=size), conditioning(family, seed=seed + 1),
+                   conditioning(family, seed=seed + 2), latent(family, frames, height, width, batch), spec(family))
+
+
+# --- sampling through ComfyUI's own nodes ---------------------------------------------------------------------------
+
+def _nodes():
+    _env()
+    import nodes
+
+    return nodes
+
+
+def sample_ksampler(model, positive, negative, latent_image: dict, seed: int = 0, steps: int = 2, cfg: float = 2.0,
+                    sampler_name: str = "euler", scheduler: str = "simple", denoise: float = 1.0) -> torch.Tensor:
+    """Sample through ComfyUI's ``KSampler`` node; returns the output latent samples."""
+    out = _nodes().KSampler().sample(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                     latent_image, denoise=denoise)
+    return out[0]["samples"]
+
+
+def _custom_sampler_nodes():
+    _env()
+    import comfy_extras.nodes_custom_sampler as ncs
+
+    return ncs
+
+
+def _unwrap(out):
+    """Node output as a tuple: V3 ``io.NodeOutput`` (``.result``) or a V1 tuple."""
+    return tuple(out.result) if hasattr(out, "result") else tuple(out)
+
+
+def sample_custom_advanced(model, positive, negative, latent_image: dict, noise=None, seed: int = 0, steps: int = 2,
+                           cfg: float = 2.0, sampler_name: str = "euler", scheduler: str = "simple",
+                           denoise: float = 1.0, guider=None) -> torch.Tensor:
+    """Sample through ``SamplerCustomAdvanced`` with ``noise`` (a NOISE object; default ``RandomNoise(seed)``)
+    and a ``CFGGuider`` (or ``guider``); returns the (denoised-to-zero) output latent samples."""
+    ncs = _custom_sampler_nodes()
+    if noise is None:
+        noise = _unwrap(ncs.RandomNoise.execute(seed))[0]
+    if guider is None:
+        guider = _unwrap(ncs.CFGGuider.execute(model, positive, negative, cfg))[0]
+    sampler = _unwrap(ncs.KSamplerSelect.execute(sampler_name))[0]
+    sigmas = _unwrap(ncs.BasicScheduler.execute(model, scheduler, steps, denoise))[0]
+    out = _unwrap(ncs.SamplerCustomAdvanced.execute(noise, guider, sampler, sigmas, latent_image))
+    return out[0]["samples"]
+
+
+# --- this pack's nodes, by their short name (independent of which module defines them) ------------------------------
+
+def pack_node(name: str):
+    """The node class registered as ``CoherentVideo_<name>`` (e.g. ``pack_node("BaseResidualNoise")``)."""
+    _env()  # ComfyUI booted first
+    pack = _sd15_fixtures().load_pack_module()
+    from importlib import import_module
+
+    nodes_pkg = import_module(pack.__name__ + ".nodes")
+    found = {cls.define_schema().node_id: cls for cls in nodes_pkg.all_nodes()}
+    key = "CoherentVideo_" + name
+    if key not in found:
+        raise KeyError(f"no node {key}; have {sorted(found)}")
+    return found[key]
+
+
+def run_node(name: str, *args, **kwargs) -> tuple:
+    """``pack_node(name).execute(...)`` as a tuple of outputs."""
+    return _unwrap(pack_node(name).execute(*args, **kwargs))
