@@ -1,11 +1,13 @@
 """The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5) of ReferenceImageCondition and CrossStreamAttention.
 
-The nodes call these when their MODEL is a DiT video model; the hooks are in ``model_patches/hooks/dit.py``.
+The nodes call these when their MODEL is a DiT video model; the hooks are in
+``model_patches/hooks/dit_reference.py`` and ``dit_cross_window.py``, on the block discovery of ``hooks/dit.py``.
 """
 from __future__ import annotations
 
-from ..model_patches.hooks.dit import (apply_cross_window, apply_reference_dit, as_video_reference,
-                                       reference_video_latent_5d, require_family)
+from ..model_patches.hooks.dit import require_family
+from ..model_patches.hooks.dit_cross_window import apply_cross_window
+from ..model_patches.hooks.dit_reference import apply_reference_dit, as_video_reference, reference_video_latent_5d
 from ._common import NodeInputError, NodeReporter, check, check_frames, check_same_device, node_errors
 
 __all__ = ["reference_on_dit", "cross_stream_on_dit"]

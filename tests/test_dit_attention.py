@@ -6,6 +6,7 @@ sampled through ComfyUI's KSampler and core context windows (``WanContextWindows
 from __future__ import annotations
 
 import importlib
+import types
 
 import pytest
 import torch
@@ -17,7 +18,12 @@ REF_FAMILIES = ("wan21_t2v", "wan22_t2v", "wan22_ti2v_5b", "hunyuan15_t2v")
 
 @pytest.fixture(scope="module")
 def dit(pack):
-    return importlib.import_module(pack.__name__ + ".model_patches.hooks.dit")
+    """The DiT hooks in one namespace: block discovery and RoPE (hooks/dit.py) and the two techniques on it
+    (hooks/dit_reference.py, hooks/dit_cross_window.py)."""
+    ns = {}
+    for name in ("dit", "dit_reference", "dit_cross_window"):
+        ns.update(vars(importlib.import_module(pack.__name__ + ".model_patches.hooks." + name)))
+    return types.SimpleNamespace(**ns)
 
 
 @pytest.fixture(scope="module")
