@@ -8,6 +8,7 @@ first on ``sys.path``); scripts take ``fixtures``/``motion_module``/``comfy_env`
 from __future__ import annotations
 
 import json
+import sys
 import platform
 import time
 from pathlib import Path
@@ -143,7 +144,7 @@ def machine() -> dict:
 def write_results(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    data = {**data, "machine": machine(), "command": f"python -m bench.{name}"}
+    data = {**data, "machine": machine(), "command": " ".join([f"python -m bench.{name}", *sys.argv[1:]])}
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
     return path

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from bench._common import ROOT, PeakAnonRss, anon_rss, comfy_env, load_pack_module, settle_memory
+from bench._common import ROOT, PeakAnonRss, anon_rss, comfy_env, load_pack_module, settle_memory, write_results
 
 
 def child(frames: int, size: int, chunk: int, threads: int, quality: str) -> dict:
@@ -95,10 +95,9 @@ def main() -> None:
            "definition": "working_set = peak anonymous RSS (RssAnon, sampled every 2 ms) while the node runs - anonymous "
                          "RSS before it (incl. input clip) - IMAGE output bytes; "
                          "the ratio is per round (interleaved fresh processes), median [min, max]",
-           "command": "python -m bench.flow_memory " + " ".join(sys.argv[1:])}
-    out = ROOT / "bench" / "results" / "flow_memory.json"
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"working set ratio {ratio['median']:.3f} [{ratio['min']:.3f}, {ratio['max']:.3f}]; wrote {out}")
+           }
+    write_results("flow_memory", res)
+    print(f"working set ratio {ratio['median']:.3f} [{ratio['min']:.3f}, {ratio['max']:.3f}]")
     if not res["flat_within_10pct"]:
         sys.exit(f"flow memory is not flat in video length: working set ratio {ratio['median']:.3f} > 1.10")
 

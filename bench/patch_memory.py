@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from bench._common import ROOT, PeakAnonRss, anon_rss, comfy_env, fixtures, load_pack_module, settle_memory
+from bench._common import ROOT, PeakAnonRss, anon_rss, comfy_env, fixtures, load_pack_module, settle_memory, write_results
 
 CONFIGS = ["unpatched", "BaseResidualNoiseModel", "ReferenceImageCondition", "CrossStreamAttention",
            "MotionSmoothingPatch", "IterativeReuseSampler (2 clips)", "KSampler (2 clips' frames, for the sampler)"]
@@ -143,11 +143,9 @@ def main() -> None:
            "definition": "sampling_peak = peak RSS while the sampler runs - RSS just before it; added = patch's "
                          "sampling_peak - unpatched sampling_peak of the same round (fresh process per configuration "
                          "and round), median [min, max] over the rounds",
-           "command": "python -m bench.patch_memory " + " ".join(sys.argv[1:])}
-    out = ROOT / "bench" / "results" / "patch_memory.json"
-    out.write_text(json.dumps(res, indent=1) + "\n")
+           }
     print(json.dumps(res["added_mib"], indent=1))
-    print(f"wrote {out}")
+    write_results("patch_memory", res)
 
 
 if __name__ == "__main__":

@@ -249,13 +249,20 @@ def chained_attention(attn: AttnFn, q: torch.Tensor, k: torch.Tensor, v: torch.T
                 continue
             result = o.new_empty((nb * f, *o.shape[1:]))
             result4 = result.view(nb, f, *o.shape[1:])
-        for j, b in enumerate(rows):
-            if filled[b]:
-                result4[b].add_(o4[j], alpha=coefs[b])
-            else:
-                torch.mul(o4[j], coefs[b], out=result4[b])
-                filled[b] = True
+        accumulate_rows(result4, o4, rows, coefs, filled)
     return result
+
+
+def accumulate_rows(out: torch.Tensor, part: torch.Tensor, rows: Sequence[int], coefs: Sequence[float],
+                    filled: list) -> None:
+    """``out[b] += coefs[b] * part[j]`` for the ``j``-th batch row ``b`` of ``rows``; the first write to a row
+    sets it (``filled[b]``), so ``out`` may start uninitialised. One term of :func:`chained_attention`'s sum."""
+    for j, b in enumerate(rows):
+        if filled[b]:
+            out[b].add_(part[j], alpha=coefs[b])
+        else:
+            torch.mul(part[j], coefs[b], out=out[b])
+            filled[b] = True
 
 
 def subset_weights(weights: Sequence[float]) -> list[tuple[tuple[int, ...], float]]:

@@ -24,7 +24,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 
-from .attention import subset_weights
+from .attention import accumulate_rows, subset_weights
 
 TOKEN_DIM = {"bld": 1, "bhld": 2}
 
@@ -111,12 +111,7 @@ def extended_attention(attn: Callable, q: torch.Tensor, k: torch.Tensor, v: torc
                 result, filled = o, [True] * nb
                 continue
             result = o.new_zeros((nb, *o.shape[1:]))
-        for j, b in enumerate(rows):
-            if filled[b]:
-                result[b].add_(o[j], alpha=coefs[b])
-            else:
-                torch.mul(o[j], coefs[b], out=result[b])
-                filled[b] = True
+        accumulate_rows(result, o, rows, coefs, filled)
     return result
 
 

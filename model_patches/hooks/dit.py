@@ -34,10 +34,9 @@ from functools import partial
 
 import torch
 
-from comfy.patcher_extension import WrappersMP
-
 from ..dit_attention import extended_attention, pad_mask, rotate_time
 from ..errors import ParameterError
+from .state import install_scopes
 
 DIT_RUN_KEY = "coherent_video_dit_run"        # DitRunState of the current sampling run
 DIT_CALL_KEY = "coherent_video_dit_call"      # DitCall of the current model call
@@ -182,10 +181,7 @@ def dit_call_scope(executor, x, t, c_concat=None, c_crossattn=None, control=None
 
 
 def ensure_scopes(m) -> None:
-    if not m.get_wrappers(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY):
-        m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, dit_run_scope)
-    if not m.get_wrappers(WrappersMP.APPLY_MODEL, WRAPPER_KEY):
-        m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, WRAPPER_KEY, dit_call_scope)
+    install_scopes(m, WRAPPER_KEY, dit_run_scope, dit_call_scope)
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,11 +67,17 @@ def call_scope(executor, x, t, c_concat=None, c_crossattn=None, control=None, tr
 
 
 
+def install_scopes(m, key: str, outer_sample, apply_model) -> None:
+    """Add a run scope (``OUTER_SAMPLE`` wrapper) and a call scope (``APPLY_MODEL`` wrapper) under ``key`` to the
+    clone ``m``, once: several patches of one family on a model share them."""
+    if not m.get_wrappers(WrappersMP.OUTER_SAMPLE, key):
+        m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, outer_sample)
+    if not m.get_wrappers(WrappersMP.APPLY_MODEL, key):
+        m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, key, apply_model)
+
+
 def ensure_run_scope(m) -> None:
-    if not m.get_wrappers(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY):
-        m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, run_scope)
-    if not m.get_wrappers(WrappersMP.APPLY_MODEL, WRAPPER_KEY):
-        m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, WRAPPER_KEY, call_scope)
+    install_scopes(m, WRAPPER_KEY, run_scope, call_scope)
 
 
 def frame_index_of(options: dict) -> tuple | None:
