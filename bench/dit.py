@@ -47,7 +47,7 @@ import time
 import sys
 from pathlib import Path
 
-from bench._common import ROOT, comfy_env, families, load_pack_module, ratio_stats, time_rounds, write_results
+from bench._common import comfy_env, families, load_pack_module, ratio_stats, write_results
 
 SIZES = {"tiny": {"frames": 5, "hw": 16}, "mid": {"frames": 5, "hw": 16}}
 WINDOW = {"frames": 9, "length_px": 17, "overlap_px": 5}   # 9 latent frames, windows of 5 with overlap 2 -> 3 windows
@@ -74,24 +74,8 @@ def _windows(model):
                                                        "standard_static", 1, False, "pyramid"))[0]
 
 
-def _count_calls(model):
-    from comfy.patcher_extension import WrappersMP
-
-    calls = []
-
-    def counter(executor, x, *args, **kwargs):
-        calls.append(tuple(x.shape))
-        return executor(x, *args, **kwargs)
-
-    m = model.clone()
-    m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, "bench.count", counter)
-    return m, calls
-
-
 def build_configs(F, pack, size: str):
     """{name: (model, latent)} plus the (patched, baseline) pairs and the nodes' errors, for ``size``."""
-    import importlib
-
     import torch
 
     from coherent_video.nodes.cross_stream import CrossStreamAttention
@@ -146,15 +130,15 @@ def check_invariants(F, pack, fx, cfgs, steps: int) -> list[str]:
     c0 = _unwrap(CrossStreamAttention.execute(fx.model, "anchor", "first", 0, 0.0))[0]
     if not torch.equal(F.sample_ksampler(c0, fx.positive, fx.negative, fx.latent, steps=steps), base):
         broken.append("cross-stream strength 0 is not bit-identical to unpatched")
-    m, calls = _count_calls(cfgs["reference"][0])
+    m, calls = families.count_model_calls(cfgs["reference"][0])
     out = F.sample_ksampler(m, fx.positive, fx.negative, cfgs["reference"][1], steps=steps)
     writes = [c for c in calls if c[2] == 1]
     if len(writes) != steps:
         broken.append(f"reference write passes: {len(writes)} for {steps} steps")
     if not torch.isfinite(out).all():
         broken.append("reference output not finite")
-    wm, wcalls = _count_calls(cfgs["windows"][0])
-    am, acalls = _count_calls(cfgs["cross_window_anchor"][0])
+    wm, wcalls = families.count_model_calls(cfgs["windows"][0])
+    am, acalls = families.count_model_calls(cfgs["cross_window_anchor"][0])
     lat = cfgs["windows"][1]
     F.sample_ksampler(wm, fx.positive, fx.negative, lat, steps=steps)
     aout = F.sample_ksampler(am, fx.positive, fx.negative, lat, steps=steps)

@@ -101,6 +101,14 @@ def check_same_device(t, other, node: str, input_name: str, other_name: str) -> 
           f"is on {t.device} but {other_name} is on {other.device}; keep both on one device")
 
 
+def check_latent_channels(model, ref_channels: int, video_channels: int, node: str) -> None:
+    """The reference and the video latent have the model's latent channels (``reference`` is named)."""
+    lat_ch = int(model.get_model_object("latent_format").latent_channels)
+    if ref_channels != video_channels or video_channels != lat_ch:
+        raise NodeInputError(node, "reference", f"has {ref_channels} channels but the video latent has {video_channels} "
+                                                f"and the model expects {lat_ch}")
+
+
 def check_memory(nbytes: int, node: str, input_name: str, what: str, device=None) -> None:
     """Refuse before allocating when ``nbytes`` cannot fit in the free memory of ``device``."""
     with node_errors(node):

@@ -8,7 +8,8 @@ from __future__ import annotations
 from ..model_patches.hooks.dit import require_family
 from ..model_patches.hooks.dit_cross_window import apply_cross_window
 from ..model_patches.hooks.dit_reference import apply_reference_dit, as_video_reference, reference_video_latent_5d
-from ._common import NodeInputError, NodeReporter, check, check_frames, check_same_device, node_errors
+from ._common import (NodeInputError, NodeReporter, check, check_frames, check_latent_channels, check_same_device,
+                      node_errors)
 
 __all__ = ["reference_on_dit", "cross_stream_on_dit"]
 
@@ -30,10 +31,7 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
     vid = _samples(video_latent, node, "video_latent", (5,), "a video latent [B, C, T, H, W] (e.g. EmptyHunyuanLatentVideo)")
     check_same_device(ref, vid, node, "reference", "video_latent")
     ref5 = as_video_reference(ref)
-    lat_ch = int(model.get_model_object("latent_format").latent_channels)
-    if ref5.shape[1] != vid.shape[1] or vid.shape[1] != lat_ch:
-        raise NodeInputError(node, "reference", f"has {ref5.shape[1]} channels but the video latent has {vid.shape[1]} "
-                                                f"and the model expects {lat_ch}")
+    check_latent_channels(model, ref5.shape[1], vid.shape[1], node)
     if tuple(ref5.shape[3:]) != tuple(vid.shape[3:]):
         raise NodeInputError(node, "reference", f"is latent {tuple(ref5.shape[3:])} but the video frames are latent "
                                                 f"{tuple(vid.shape[3:])}; make both the same size")

@@ -11,8 +11,8 @@ from comfy_api.latest import io
 from ..model_patches.hooks.blocks import architecture
 from ..model_patches.hooks.reference import ReferenceSettings, patch
 from ._dit import reference_on_dit
-from ._common import (CATEGORY, NodeInputError, check, check_frames, check_model, check_range, check_same_device,
-                      node_errors, node_id)
+from ._common import (CATEGORY, NodeInputError, check, check_frames, check_latent_channels, check_model, check_range,
+                      check_same_device, node_errors, node_id)
 
 NODE = "ReferenceImageCondition"
 
@@ -111,10 +111,7 @@ class ReferenceImageCondition(io.ComfyNode):
         check_same_device(ref, vid, NODE, "reference", "video_latent")
         check_frames(ref, NODE, "reference")
         check_frames(vid, NODE, "video_latent")
-        lat_ch = int(model.get_model_object("latent_format").latent_channels)
-        if ref.shape[1] != vid.shape[1] or ref.shape[1] != lat_ch:
-            raise NodeInputError(NODE, "reference", f"has {ref.shape[1]} channels but the video latent has {vid.shape[1]} "
-                                                    f"and the model expects {lat_ch}")
+        check_latent_channels(model, ref.shape[1], vid.shape[1], NODE)
         if tuple(ref.shape[2:]) != tuple(vid.shape[2:]):
             raise NodeInputError(NODE, "reference", f"is {ref.shape[3] * 8}x{ref.shape[2] * 8} px (latent "
                                                     f"{tuple(ref.shape[2:])}) but the video frames are latent "

@@ -47,21 +47,6 @@ def _windows(model, length_px=17, overlap_px=5, schedule="standard_static", dim=
     return out.result[0] if hasattr(out, "result") else out[0]
 
 
-def _count_model_calls(model):
-    """A clone of ``model`` whose APPLY_MODEL calls are counted (an official wrapper, added on the clone)."""
-    from comfy.patcher_extension import WrappersMP
-
-    calls = []
-
-    def counter(executor, x, *args, **kwargs):
-        calls.append(tuple(x.shape))
-        return executor(x, *args, **kwargs)
-
-    m = model.clone()
-    m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, "test.count", counter)
-    return m, calls
-
-
 # ------------------------------------------------------------------------------------------------
 # pure math
 # ------------------------------------------------------------------------------------------------
@@ -144,7 +129,7 @@ def test_reference_write_pass_runs_once_per_step(comfy, dit, windows):
     fx = F.build("wan21_t2v", frames=9 if windows else 3)
     model = _windows(fx.model) if windows else fx.model
     m = dit.apply_reference_dit(model, _reference(fx), 1.0, 0.5, 1.0, 0.0, 1.0, False, 0)
-    m, calls = _count_model_calls(m)
+    m, calls = F.count_model_calls(m)
     steps = 3
     F.sample_ksampler(m, fx.positive, fx.negative, fx.latent, steps=steps, cfg=2.0)
     writes = [c for c in calls if c[2] == 1]          # the write pass: one latent frame, batch 1
@@ -159,7 +144,7 @@ def test_reference_step_and_block_range(comfy, dit):
     m = dit.apply_reference_dit(fx.model, _reference(fx), 1.0, 0.0, 0.5, 0.5, 1.0, False, 0)
     replace = m.model_options["transformer_options"]["patches_replace"]["dit"]
     assert sorted(replace) == [("double_block", 0)]   # attention_weight 0.5 of 2 blocks: the first
-    m, calls = _count_model_calls(m)
+    m, calls = F.count_model_calls(m)
     F.sample_ksampler(m, fx.positive, fx.negative, fx.latent, steps=4, cfg=2.0)
     ms = fx.model.get_model_object("model_sampling")
     sigmas = [float(s) for s in __import__("comfy.samplers").samplers.calculate_sigmas(ms, "simple", 4)[:-1]]
@@ -217,7 +202,7 @@ def test_cross_window_anchor_attends_to_earlier_windows(comfy, dit, monkeypatch,
     wm = _windows(fx.model)
     base = F.sample_ksampler(wm, fx.positive, fx.negative, fx.latent, steps=2)
     seen = _spy_extensions(dit, monkeypatch)
-    m, calls = _count_model_calls(dit.apply_cross_window(wm, mode, "first", 0, 1.0, True, True, True, 0.0, 1.0))
+    m, calls = F.count_model_calls(dit.apply_cross_window(wm, mode, "first", 0, 1.0, True, True, True, 0.0, 1.0))
     out = F.sample_ksampler(m, fx.positive, fx.negative, fx.latent, steps=2)
     tpf = 16  # 8x8 latent, 2x2 patches
     by_window = {w: n for w, n in seen}

@@ -269,6 +269,22 @@ def sample_custom_advanced(model, positive, negative, latent_image: dict, noise=
     return out[0]["samples"]
 
 
+def count_model_calls(model, key: str = "support.count"):
+    """(a clone of ``model`` whose APPLY_MODEL calls are recorded, the list of their input shapes): an official
+    wrapper, added on the clone only."""
+    from comfy.patcher_extension import WrappersMP
+
+    calls = []
+
+    def counter(executor, x, *args, **kwargs):
+        calls.append(tuple(x.shape))
+        return executor(x, *args, **kwargs)
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, key, counter)
+    return m, calls
+
+
 # --- this pack's nodes, by their short name (independent of which module defines them) ------------------------------
 
 def pack_node(name: str):
