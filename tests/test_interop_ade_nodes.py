@@ -1,6 +1,7 @@
 """Interop: every sampling-side pack node beside the real AnimateDiff-Evolved (ADE): BaseResidualNoise (NOISE node and
 model patch), MotionSmoothingPatch, IterativeReuseSampler and CrossStreamAttention, in both orders (our node before or
-after ADE's Use Evolved Sampling), with ADE's context options (8/4 on 24 frames) and with ADE's FreeNoise.
+after ADE's Use Evolved Sampling), with ADE's context options (8/4 on 24 frames) and with ADE's FreeNoise; and the
+nodes that take no MODEL (the Motion nodes, FlowTemporalUpsample) on a video ADE sampled.
 
 ADE's context windows, FreeNoise and beta schedule work on any SD1.5-architecture model, so these cases use the tiny
 random U-Net (no motion module: ADE's modules have full SD1.5 widths; tests/test_interop_ade.py runs them) and one or
@@ -296,3 +297,36 @@ def test_cross_stream_anchor_is_the_absolute_frame_in_every_window(ade, pack, ti
     zero = nodes.common_ksampler(build(0.0), 3, 2, 2.0, "euler", "normal", *cond, lat)[0]
     assert torch.equal(zero["samples"], alone["samples"])
     fixtures.assert_same_fingerprint(fixtures.model_fingerprint(tiny_model), before_fp)
+
+
+def test_post_sampling_nodes_take_ade_output(ade, pack, tiny_model):
+    """The nodes that take no MODEL (MotionDecomposer / Scale / Smooth / Clamp / Combiner, FlowTemporalUpsample)
+    work on a video ADE sampled in its context windows: the motion round trip gives the latent back, an identity
+    edit (scale 1) changes nothing, smoothing keeps the shape, and the flow upsampler keeps every original latent
+    frame at the even output indices; neither model is changed."""
+    from coherent_video.nodes.flow_upsample import FlowTemporalUpsample
+    from coherent_video.nodes.motion import (MotionClamp, MotionCombiner, MotionDecomposer, MotionScale,
+                                             MotionSmooth)
+
+    base_fp = fixtures.model_fingerprint(tiny_model)
+    m = evolved(ade, tiny_model, context=True)
+    ade_fp = fixtures.model_fingerprint(m)
+    video = {"samples": ksample(m)}
+    out = node_out(MotionDecomposer.execute(video))
+    content, motion = out[0], out[2]  # (content latent, content image: blocked for a LATENT, motion)
+
+    def combined(mo):
+        return node_out(MotionCombiner.execute(content, mo))[0]["samples"]
+
+    torch.testing.assert_close(combined(motion), video["samples"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(combined(node_out(MotionScale.execute(motion, 1.0))[0]), video["samples"],
+                               atol=1e-5, rtol=1e-5)
+    smoothed = combined(node_out(MotionSmooth.execute(motion))[0])
+    clamped = combined(node_out(MotionClamp.execute(motion))[0])
+    assert smoothed.shape == clamped.shape == video["samples"].shape
+    assert torch.isfinite(smoothed).all() and not torch.equal(smoothed, video["samples"])
+    up = node_out(FlowTemporalUpsample.execute(latent=video, multiplier=2))[1]["samples"]
+    assert up.shape[0] == 2 * FRAMES - 1
+    assert torch.equal(up[::2], video["samples"])
+    fixtures.assert_same_fingerprint(fixtures.model_fingerprint(m), ade_fp)
+    fixtures.assert_same_fingerprint(fixtures.model_fingerprint(tiny_model), base_fp)
