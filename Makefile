@@ -1,5 +1,7 @@
 # ComfyUI-CoherentVideo - the README's commands.
-VENV   := .venv
+# COMFY=0.33 runs any target on ComfyUI 0.33.0 (.venv-0.33/, unpacked from ../shared/comfyui/); default 0.3.75
+COMFY  ?= 0.3.75
+VENV   := $(if $(filter 0.33,$(COMFY)),.venv-0.33,.venv)
 PY     := $(VENV)/bin/python
 RUNNER := -m runner
 PYTEST_ARGS ?=
@@ -7,8 +9,8 @@ CHROMIUM ?= chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup test test-unit test-browser demo run bench models clean
-setup:            ## venv, pinned torch trio, ComfyUI 0.3.75 (or $$COMFYUI_PATH), deps; idempotent
-	bash scripts/setup.sh
+setup:            ## venv, pinned torch trio, ComfyUI 0.3.75 (or $$COMFYUI_PATH; COMFY=0.33: 0.33.0), deps; idempotent
+	COMFY=$(COMFY) bash scripts/setup.sh
 
 test:             ## the whole test suite: unit tests + integration tests inside real ComfyUI (pytest exit 5 = no tests = failure)
 	$(PY) -m pytest $(PYTEST_ARGS)

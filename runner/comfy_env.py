@@ -1,6 +1,7 @@
 """Locate a ComfyUI install and import it in-process (the runner, tests, benchmarks, workflow sources).
 
-Resolution order: $COMFYUI_PATH, then the path `make setup` recorded in .venv/comfyui_path,
+Resolution order: $COMFYUI_PATH, then the path `make setup` recorded in the running venv's ``comfyui_path``
+(``.venv/`` for ComfyUI 0.3.75, ``.venv-0.33/`` for ``make setup COMFY=0.33``), then .venv/comfyui_path,
 then .comfyui/ComfyUI. Call :func:`bootstrap` before importing anything from ``comfy``.
 
 This is the repository's one place that changes ``sys.path``: ComfyUI is not an installed package, so its
@@ -22,9 +23,9 @@ def comfyui_path() -> Path:
     env = os.environ.get("COMFYUI_PATH")
     if env:
         return Path(env).resolve()
-    recorded = ROOT / ".venv" / "comfyui_path"
-    if recorded.is_file():
-        return Path(recorded.read_text().strip())
+    for recorded in (Path(sys.prefix) / "comfyui_path", ROOT / ".venv" / "comfyui_path"):
+        if recorded.is_file():
+            return Path(recorded.read_text().strip())
     return ROOT / ".comfyui" / "ComfyUI"
 
 

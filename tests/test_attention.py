@@ -233,30 +233,51 @@ def test_anchor_index_outside_frames_is_an_error(H):
         H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, _window_options(H, (0,), [0, 1], full=8))
 
 
-def test_core_context_window_anchor_is_absolute(H):
-    """Core context windows carry only their indices: the video's length comes from the run (the noise's
-    batch), so `centre` is the video's centre in every window and an out-of-range index is an error."""
+def core_window(index, total: int, causal_anchor: int | None = None):
+    """A core ``IndexListContextWindow`` over ``index`` of a ``total``-frame video (0.33's constructor divides by
+    ``total_frames``, 0.3.75's has none), with ``causal_window_fix``'s anchor frame in front when given (0.33:
+    the handler sets ``window.causal_anchor_index`` and hands the model that frame before the window's own)."""
+    import inspect
+
     from comfy.context_windows import IndexListContextWindow
 
+    kw = {"total_frames": total} if "total_frames" in inspect.signature(IndexListContextWindow).parameters else {}
+    win = IndexListContextWindow(list(index), **kw)
+    if causal_anchor is not None:
+        win.causal_anchor_index = causal_anchor
+    return win
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["plain", "causal_window_fix"])
+def test_core_context_window_anchor_is_absolute(H, causal):
+    """Core context windows carry only their indices: the video's length comes from the run (the noise's
+    batch), so `centre` is the video's centre in every window and an out-of-range index is an error. With
+    ``causal_window_fix`` the model gets the frame before the window in front (5 frames for a 4-frame window):
+    the anchor's place in the batch moves by one and every frame of the batch (the extra one too) attends to it."""
     from coherent_video.model_patches.errors import ParameterError
 
     run = H.state.RunState(total_frames=8)
+    first = 2 if causal else 3   # the first frame the model sees
 
     def core_options(idx):
-        return options(H, (0,), len(idx), context_window=IndexListContextWindow(list(idx)), **{H.state.RUN_KEY: run})
+        n = len(idx) + (1 if causal else 0)
+        win = core_window(idx, 8, idx[0] - 1 if causal else None)
+        return options(H, (0,), n, context_window=win, **{H.state.RUN_KEY: run})
 
     import coherent_video.model_patches.video as V
 
     centre = V.resolve_anchor("center", 0, 8, list(range(8)))  # the whole video's centre frame
     chain = H.chain.AttentionChain(KEY, (cross(H, "anchor", "center"),))
-    q2, k2, v2 = qkv((0,), 4, seed=2)
-    got = chain(q2, k2, v2, core_options(range(3, 7)))  # this window's own centre would be frame 5
-    p = centre - 3
-    for f in range(4):
+    n = 5 if causal else 4
+    q2, k2, v2 = qkv((0,), n, seed=2)
+    got = chain(q2, k2, v2, core_options(list(range(3, 7))))  # this window's own centre would be frame 5
+    p = centre - first
+    for f in range(n):
         want = direct(q2[f], torch.cat([k2[f], k2[p]]), torch.cat([v2[f], v2[p]]))
         torch.testing.assert_close(got[f], want, atol=2e-5, rtol=1e-4)
+    q3, k3, v3 = qkv((0,), n, seed=3)
     with pytest.raises(ParameterError, match=r"parameter 'anchor_index'.*outside the 8 frames"):
-        H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q2, k2, v2, core_options(range(4, 8)))
+        H.chain.AttentionChain(KEY, (cross(H, "anchor", "index", 9),))(q3, k3, v3, core_options(list(range(4, 8))))
 
 
 def test_sigma_range_gates_cross_stream(H):

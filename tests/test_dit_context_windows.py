@@ -27,30 +27,35 @@ def _env(comfy, pack):
     torch.set_num_threads(threads)
 
 
-def manual_windows(model, dim=2, length=WINDOW, overlap=OVERLAP, schedule="standard_static", fuse="pyramid"):
-    from comfy_extras.nodes_context_windows import ContextWindowsManualNode
+def manual_windows(model, dim=2, length=WINDOW, overlap=OVERLAP, schedule="standard_static", fuse="pyramid", **new):
+    """ContextWindowsManual; ``new``: the inputs ComfyUI 0.33 added (default: that ComfyUI's own defaults, so
+    ``causal_window_fix`` is on where it exists; FreeNoise off unless asked for)."""
+    return F.core_windows("ContextWindowsManual", model, context_length=length, context_overlap=overlap,
+                          context_schedule=schedule, context_stride=1, closed_loop=False, fuse_method=fuse, dim=dim,
+                          **{"freenoise": False, **new})
 
-    return F._unwrap(ContextWindowsManualNode.execute(model, length, overlap, schedule, 1, False, fuse, dim))[0]
 
-
-def wan_windows(model, pixel_length=1 + 4 * (WINDOW - 1), pixel_overlap=4 * OVERLAP):
+def wan_windows(model, pixel_length=1 + 4 * (WINDOW - 1), pixel_overlap=4 * OVERLAP, **new):
     """WanContextWindowsManual takes pixel frames: 13 -> 4 latent frames, overlap 4 -> 1."""
-    from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
-
-    return F._unwrap(WanContextWindowsManualNode.execute(model, pixel_length, pixel_overlap, "standard_static", 1,
-                                                         False, "pyramid"))[0]
+    return F.core_windows("WanContextWindowsManual", model, context_length=pixel_length, context_overlap=pixel_overlap,
+                          context_schedule="standard_static", context_stride=1, closed_loop=False, fuse_method="pyramid",
+                          **{"freenoise": False, **new})
 
 
 class WindowRecorder:
-    """APPLY_MODEL wrapper: the frame count and the core context window of every model call."""
+    """APPLY_MODEL wrapper: the frame count and the core context window (its ``index_list`` and the frames the
+    model really sees, with a causal anchor frame in front on ComfyUI 0.33+) of every model call."""
 
     def __init__(self):
         self.calls = []
 
     def __call__(self, executor, x, t, *args, **kwargs):
+        from model_patches.hooks.comfy_compat import window_frames
+
         to = kwargs.get("transformer_options", args[3] if len(args) > 3 else {})
         win = to.get("context_window")
-        self.calls.append((x.shape[2], None if win is None else list(win.index_list)))
+        self.calls.append((x.shape[2], None if win is None else list(win.index_list),
+                           None if win is None else window_frames(win)))
         return executor(x, t, *args, **kwargs)
 
 
@@ -65,8 +70,8 @@ def with_recorder(model):
 
 def assert_windows_ran(rec: WindowRecorder):
     assert rec.calls, "the model was never called"
-    assert all(n == WINDOW for n, _ in rec.calls), rec.calls[:4]
-    windows = {tuple(w) for _, w in rec.calls}
+    assert all(len(w) == WINDOW and n == len(seen) and seen[-WINDOW:] == w for n, w, seen in rec.calls), rec.calls[:4]
+    windows = {tuple(w) for _, w, _ in rec.calls}
     assert (0, 1, 2, 3) in windows and (T - WINDOW, *range(T - WINDOW + 1, T)) in windows, windows
 
 

@@ -11,6 +11,7 @@ import torch
 from ..dit_attention import DitExtension, extension_positions, frame_tokens
 from ..errors import ParameterError, Reporter
 from ..video import percent_sigmas
+from .comfy_compat import window_frames
 from .dit import (BlockCall, DIT_RUN_KEY, DIT_WRITING_KEY, TimeShift, call_in_range, call_of, ensure_scopes,
                   install_extender, require_family, rope_time_scale, select_block_thirds)
 from .state import sigma_bounds
@@ -36,8 +37,8 @@ class CrossWindowSettings:
 def window_of(options: dict):
     """This call's core context window over latent time (``dim == 2``), or None."""
     win = options.get("context_window")
-    if win is not None and getattr(win, "dim", None) == 2 and getattr(win, "index_list", None) is not None:
-        return [int(i) for i in win.index_list]
+    if win is not None and getattr(win, "dim", None) == 2:
+        return window_frames(win)   # with the causal anchor frame in front where core prepends one
     return None
 
 

@@ -16,6 +16,7 @@ from comfy.patcher_extension import WrappersMP
 from ..attention import BatchLayout, batch_layout
 from ..errors import ParameterError
 from ..video import percent_sigmas
+from .comfy_compat import window_frames
 
 RUN_KEY = "coherent_video_run"          # RunState of the current sampling run
 WRITING_KEY = "coherent_video_writing"  # (uid, ReferenceBank) while a reference write pass runs
@@ -82,13 +83,15 @@ def ensure_run_scope(m) -> None:
 
 def frame_index_of(options: dict) -> tuple | None:
     """Absolute frame indices of this call: AnimateDiff-Evolved's ``ad_params["sub_idxs"]``, else a
-    core ComfyUI context window's ``index_list`` (batch-dim windows), else None (all frames)."""
+    core ComfyUI context window's frames (batch-dim windows; :func:`.comfy_compat.window_frames`), else None."""
     ad = options.get("ad_params") or {}
     if ad.get("sub_idxs") is not None:
         return tuple(int(i) for i in ad["sub_idxs"])
     win = options.get("context_window")
-    if win is not None and getattr(win, "dim", 0) == 0 and getattr(win, "index_list", None) is not None:
-        return tuple(int(i) for i in win.index_list)
+    if win is not None and getattr(win, "dim", 0) == 0:
+        frames = window_frames(win)   # with the causal anchor frame in front where core prepends one
+        if frames is not None:
+            return tuple(frames)
     return None
 
 

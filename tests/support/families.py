@@ -114,8 +114,20 @@ def _hunyuan15_config(spec: FamilySpec, size: str) -> dict:
         "context_in_dim": spec.text_dim, "hidden_size": hidden, "mlp_ratio": 4.0, "num_heads": heads,
         "depth": depth, "depth_single_blocks": single, "axes_dim": axes, "theta": 256, "qkv_bias": True,
         "guidance_embed": False, "byt5": False, "meanflow": False, "use_cond_type_embedding": True,
-        "vision_in_dim": 1152,
+        "vision_in_dim": 1152, **_new_hunyuan_flags(),
     }
+
+
+def _new_hunyuan_flags() -> dict:
+    """Boolean fields that newer ComfyUI added to ``HunyuanVideoParams`` (0.33: ``meanflow_sum``, read from the
+    checkpoint by model_detection), off as model_detection sets them for a checkpoint without the feature."""
+    import dataclasses
+
+    from comfy.ldm.hunyuan_video.model import HunyuanVideoParams
+
+    known = {"guidance_embed", "byt5", "meanflow", "use_cond_type_embedding", "qkv_bias"}
+    return {f.name: False for f in dataclasses.fields(HunyuanVideoParams)
+            if f.name not in known and f.type in (bool, "bool")}
 
 
 def _ltxv_config(spec: FamilySpec, size: str) -> dict:
@@ -304,3 +316,53 @@ def pack_node(name: str):
 def run_node(name: str, *args, **kwargs) -> tuple:
     """``pack_node(name).execute(...)`` as a tuple of outputs."""
     return _unwrap(pack_node(name).execute(*args, **kwargs))
+
+
+# --- core context windows, on every ComfyUI ---------------------------------------------------------------------------
+
+def core_windows(node_id: str, model, **inputs):
+    """``model`` with core context windows from the core node ``node_id`` (``ContextWindowsManual``,
+    ``WanContextWindowsManual``, ``LTXVContextWindows``), its inputs by name as a user sets them.
+
+    The nodes gained inputs (ComfyUI 0.33: ``freenoise``, ``cond_retain_index_list``, ``latent_retain_index_list``,
+    ``causal_window_fix``, ``retain_first_frame``, ...; ``freenoise`` required in the Wan node), so positional
+    calls break. Inputs not given take the node's schema default; an input this ComfyUI's node does not have
+    is an error unless its value is the one older ComfyUI behaves as (``freenoise=False``, ``causal_window_fix=False``,
+    empty retain lists): then it is dropped, and the test runs what that ComfyUI can run."""
+    import inspect
+
+    import nodes
+
+    cls = nodes.NODE_CLASS_MAPPINGS.get(node_id)
+    if cls is None:
+        raise LookupError(f"core node {node_id} is not in this ComfyUI")
+    params = inspect.signature(cls.execute).parameters
+    types = cls.INPUT_TYPES()
+    spec_of = {**(types.get("optional") or {}), **(types.get("required") or {})}
+    old_behaviour = {"freenoise": False, "causal_window_fix": False, "cond_retain_index_list": "",
+                     "latent_retain_index_list": "", "retain_first_frame": False, "split_conds_to_windows": False}
+    kwargs = {}
+    for name, value in inputs.items():
+        if name in params:
+            kwargs[name] = value
+        elif old_behaviour.get(name, object()) != value:
+            raise TypeError(f"{node_id} in this ComfyUI has no input {name!r} (asked for {value!r})")
+    for name, p in params.items():
+        if name in ("cls", "model") or name in kwargs or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        if name in spec_of and isinstance(spec_of[name], (list, tuple)) and len(spec_of[name]) > 1:
+            default = spec_of[name][1].get("default") if isinstance(spec_of[name][1], dict) else None
+            if default is not None:
+                kwargs[name] = default
+    return _unwrap(cls.execute(model=model, **kwargs))[0]
+
+
+def has_input(node_id: str, name: str) -> bool:
+    """Whether this ComfyUI's core node ``node_id`` has the input ``name`` (feature detection for tests)."""
+    import nodes
+
+    cls = nodes.NODE_CLASS_MAPPINGS.get(node_id)
+    if cls is None:
+        return False
+    types = cls.INPUT_TYPES()
+    return name in (types.get("required") or {}) or name in (types.get("optional") or {})
