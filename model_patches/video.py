@@ -70,9 +70,15 @@ TEMPORAL_COMPRESSION_BY_CHANNELS = {16: 4, 32: 4, 48: 4, 128: 8, 12: 6}
 
 
 def temporal_compression(latent_format=None, latent=None) -> int:
-    """Pixel frames per latent frame (after the causal first one): from a ComfyUI latent format (its class or a
-    base class named in :data:`TEMPORAL_COMPRESSION`), else from a 5-D latent's channel count, else 1."""
+    """Pixel frames per latent frame (after the causal first one): from a ComfyUI latent format (its own
+    ``temporal_downscale_ratio`` on ComfyUI 0.33+, else its class or a base class named in
+    :data:`TEMPORAL_COMPRESSION`), else from a 5-D latent's channel count, else 1."""
     if latent_format is not None:
+        # ComfyUI 0.33+ latent formats carry their own ratio (hooks/comfy_compat.py lists the version differences);
+        # the table below is for older ComfyUI, whose formats have none.
+        own = getattr(latent_format, "temporal_downscale_ratio", None)
+        if getattr(latent_format, "latent_dimensions", 2) == 3 and isinstance(own, int) and own >= 1:
+            return own
         for cls in type(latent_format).__mro__ if not isinstance(latent_format, type) else latent_format.__mro__:
             if cls.__name__ in TEMPORAL_COMPRESSION:
                 return TEMPORAL_COMPRESSION[cls.__name__]

@@ -20,6 +20,7 @@ import comfy.sample
 from ..errors import ParameterError, Reporter
 from ..noise import correlated_noise, derived_seed, resolve_key_frame
 from ..video import first_latent_gap, frame_axis, temporal_compression
+from .comfy_compat import core_freenoise_active
 from .core_windows import batch_problem
 
 WRAPPER_KEY = "coherent_video.base_residual_noise"
@@ -153,6 +154,14 @@ FREENOISE_WARNING = (
     "lost; applied after them, this node's noise replaces FreeNoise's. Turn one of them off.")
 
 
+CORE_FREENOISE_WARNING = (
+    "input 'initial_noise': the core context windows on this model have FreeNoise on (the window node's "
+    "'freenoise' input; on by default in WanContextWindowsManual and LTXVContextWindows). Core FreeNoise runs after "
+    "this node whatever the order of the nodes: it overwrites the noise of every frame after the first window with "
+    "shuffled copies of earlier frames. The shared base survives; the residual's frame-to-frame structure (progressive "
+    "mode) past the first window does not. Set the window node's freenoise to false to keep this node's noise.")
+
+
 def _with_model_compression(settings: NoiseSettings, model_patcher) -> NoiseSettings:
     """The settings with the temporal compression of the sampled model's latent format (video.py's table)."""
     fmt = getattr(getattr(model_patcher, "model", None), "latent_format", None)
@@ -172,6 +181,8 @@ def make_outer_sample_wrapper(settings: NoiseSettings):
             raise settings.reporter.error(ParameterError("model", problem))
         if initial_noise and freenoise_active(getattr(guider, "model_patcher", None)):
             settings.reporter.warning(FREENOISE_WARNING)
+        if initial_noise and core_freenoise_active(getattr(guider, "model_options", None)):
+            settings.reporter.warning(CORE_FREENOISE_WARNING)
         packed = latent_shapes is not None and len(latent_shapes) > 1
         if seed is not None and not packed:
             run = _with_model_compression(settings, getattr(guider, "model_patcher", None))
