@@ -161,3 +161,24 @@ def test_latent_formats_own_temporal_ratio_is_used(pack):
     for c in formats:
         assert V.temporal_compression(c) == c.temporal_downscale_ratio, c.__name__
     assert any(c.__name__ not in V.TEMPORAL_COMPRESSION for c in formats)
+
+
+def test_iterative_reuse_sizes_the_empty_latent_as_ksampler_does():
+    """ComfyUI 0.33's empty-latent nodes tag their LATENT with ``downscale_ratio_spacial`` (EmptyHunyuanLatentVideo:
+    8), and the samplers resize an empty latent to the model's own ratio (HunyuanVideo 1.5: 16). One clip of
+    IterativeReuseSampler is ComfyUI's KSampler, so it must size the latent the same way."""
+    import inspect
+
+    import comfy.sample
+
+    if "downscale_ratio_spacial" not in inspect.signature(comfy.sample.fix_empty_latent_channels).parameters:
+        pytest.skip("this ComfyUI's fix_empty_latent_channels takes no downscale ratios (added in ComfyUI 0.33)")
+    fx = F.build("hunyuan15_t2v", frames=3)
+    m, pos, neg, lat = fx
+    lat = {**lat, "downscale_ratio_spacial": 8}
+    ks = F.sample_ksampler(m, pos, neg, lat, seed=7, steps=2, cfg=2.0)
+    assert ks.shape[-1] == lat["samples"].shape[-1] // 2   # core resized it
+    args = dict(overlap=1, noise_recycle=4.0, guidance_ratio=0.5, fnr=True, overlap_mode="forward", seed=7, steps=2,
+                cfg=2.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    one = F.run_node("IterativeReuseSampler", m, pos, neg, lat, total_frames=3, **args)[0]["samples"]
+    assert one.shape == ks.shape and torch.equal(one, ks)

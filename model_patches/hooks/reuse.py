@@ -36,6 +36,7 @@ from ..reuse import (forward_reuse_noise, overlap_order, overlap_sources, place_
                     reverse_reuse_noise, staged_guidance_steps)
 from ..errors import Reporter
 from ..video import frame_axis
+from .comfy_compat import fix_empty_latent
 from .previous_frames import with_previous_frames
 
 WRAPPER_KEY = "coherent_video.iterative_reuse"
@@ -247,7 +248,7 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     s = settings
     total_frames, overlap, noise_recycle, guidance_ratio = s.total_frames, s.overlap, s.noise_recycle, s.guidance_ratio
     fnr, overlap_mode, seed, steps, cfg, denoise = s.fnr, s.overlap_mode, s.seed, s.steps, s.cfg, s.denoise
-    latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    latent_image = fix_empty_latent(model, latent)   # as ComfyUI's own samplers (0.33+: the LATENT's downscale ratios)
     fd = frame_axis(latent_image)
     n_frames = latent_image.shape[fd]
     plan = plan_clips(total_frames, n_frames, overlap, overlap_mode)
