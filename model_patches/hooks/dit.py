@@ -10,7 +10,8 @@ Official hooks only, all on a clone:
   ``transformer_options`` holding a :class:`BlockCall` and an ``optimized_attention_override`` (chained to
   any override already there). The first ``optimized_attention`` call inside the block is its
   self-attention (Wan: ``self_attn`` before ``cross_attn``; HunyuanVideo double block: its one joint
-  image+text attention, image tokens first); the chain's extenders append keys/values to it
+  image+text attention, image tokens first up to ComfyUI 0.3.x (``flipped_img_txt``), text tokens first from 0.33
+  on: :attr:`DitFamily.image_first`, :meth:`BlockCall.image_tokens`); the chain's extenders append keys/values to it
   (:func:`model_patches.dit_attention.extended_attention`). Every other call passes through untouched.
 - ``APPLY_MODEL`` wrappers: :func:`dit_call_scope` (this call's sigma, latent frames and model_sampling,
   read once per model call) and ``dit_reference.DitReferenceWriter`` (the reference write pass, once per step).
@@ -62,6 +63,7 @@ class DitFamily:
     block_keys: tuple    # ("double_block", i) in forward order
     layout: str          # layout of the self-attention call: "bld" or "bhld"
     patch: tuple         # (pt, ph, pw)
+    image_first: bool = True  # image tokens before the text tokens in the self-attention call (else after them)
 
 
 def dit_family(diffusion_model) -> DitFamily | None:
@@ -76,7 +78,11 @@ def dit_family(diffusion_model) -> DitFamily | None:
         patch = tuple(int(p) for p in dm.patch_size)
         if len(patch) != 3:
             return None  # the image (2-D) variant
-        return DitFamily("hunyuan_video", tuple(("double_block", i) for i in range(len(doubles))), "bhld", patch)
+        # ComfyUI <= 0.3.x builds HunyuanVideo's double blocks with flipped_img_txt=True (image tokens first);
+        # 0.33 dropped the flag and puts the text first (comfy/ldm/flux/layers.py DoubleStreamBlock): read it
+        image_first = bool(getattr(doubles[0], "flipped_img_txt", False)) if len(doubles) else True
+        return DitFamily("hunyuan_video", tuple(("double_block", i) for i in range(len(doubles))), "bhld", patch,
+                         image_first)
     return None
 
 
@@ -192,9 +198,16 @@ class BlockCall:
     """One call of one patched block: what the override needs to know about it."""
 
     chain: "DitChain"
-    n_img: int                    # image tokens of this call (HunyuanVideo: before its text tokens)
+    n_img: int                    # image tokens of this call (HunyuanVideo: beside its text tokens)
     options: dict                 # the block's transformer_options (our copy)
     calls: int = 0                # optimized_attention calls seen so far in this block
+
+    def image_tokens(self, x: torch.Tensor, layout: str) -> torch.Tensor:
+        """The image tokens of the self-attention's ``x`` (keys or values): the first ``n_img`` tokens, or the last
+        ones where the family puts its text tokens first (:attr:`DitFamily.image_first`)."""
+        d = 1 if layout == "bld" else 2
+        start = 0 if self.chain.family.image_first else x.shape[d] - self.n_img
+        return x.narrow(d, start, self.n_img)
 
 
 class DitChain:

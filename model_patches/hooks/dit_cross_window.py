@@ -108,7 +108,8 @@ class CrossWindowExtender:
                 del cache[a]                         # sparse-causal: frame 0 and the last window's frames only
         for a in keep:
             p = window.index(a)
-            cache[a] = (frame_tokens(k, layout, [p], tpf).clone(), frame_tokens(v, layout, [p], tpf).clone(), p)
+            cache[a] = (frame_tokens(ctx.image_tokens(k, layout), layout, [p], tpf).clone(),
+                        frame_tokens(ctx.image_tokens(v, layout), layout, [p], tpf).clone(), p)
         return ext
 
     def _extension(self, ctx, k, layout, window, cache, have):

@@ -57,8 +57,7 @@ class DitReferenceExtender:
         if writing is not None:
             uid, bank = writing
             if uid == self.s.uid:
-                d = 1 if layout == "bld" else 2
-                kr, vr = k.narrow(d, 0, ctx.n_img), v.narrow(d, 0, ctx.n_img)
+                kr, vr = ctx.image_tokens(k, layout), ctx.image_tokens(v, layout)
                 shift = self.s.position * rope_time_scale(to)
                 bank.kv[ctx.chain.key] = (self.shift.rotate(ctx.chain.dm, kr, layout, shift).to(k.dtype),
                                           vr.contiguous())

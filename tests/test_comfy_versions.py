@@ -1,4 +1,4 @@
-"""What ComfyUI 0.33 changed under the pack's nodes (the list in ``model_patches/hooks/comfy_compat.py``), each
+"""What changed in ComfyUI under the pack's nodes (the list in ``model_patches/hooks/comfy_compat.py``), each
 through the real core nodes and samplers:
 
 - ``causal_window_fix`` (core context windows, on by default): every window not starting at frame 0 gets the frame
@@ -182,3 +182,41 @@ def test_iterative_reuse_sizes_the_empty_latent_as_ksampler_does():
                 cfg=2.0, sampler_name="euler", scheduler="simple", denoise=1.0)
     one = F.run_node("IterativeReuseSampler", m, pos, neg, lat, total_frames=3, **args)[0]["samples"]
     assert one.shape == ks.shape and torch.equal(one, ks)
+
+
+def test_hunyuan_reference_records_the_image_tokens_in_either_token_order(pack):
+    """HunyuanVideo's double blocks put the image tokens first up to ComfyUI 0.3.x (``flipped_img_txt=True``) and the
+    text tokens first from 0.33 on. ReferenceImageCondition's write pass must record the reference's IMAGE tokens
+    (and the video pass append exactly those): a probe attention override (ours chains to it) sees the write pass's
+    values and the values our extension appends. Before the fix the write pass took the first tokens, which on 0.33
+    are the text's."""
+    from coherent_video.model_patches.hooks import dit as D
+
+    fx = F.build("hunyuan15_t2v", frames=3)
+    m, pos, neg, lat = fx
+    before = F.model_fingerprint(m)
+    dm = m.get_model_object("diffusion_model")
+    image_first = bool(getattr(dm.double_blocks[0], "flipped_img_txt", False))   # ComfyUI's own block, read here
+    written, appended = {}, []
+
+    def probe(func, q, k, v, *args, **kwargs):
+        to = kwargs.get("transformer_options") or {}
+        ctx = to.get(D.DIT_BLOCK_KEY)
+        if ctx is not None:
+            if to.get(D.DIT_WRITING_KEY) is not None:
+                n = ctx.n_img
+                written[ctx.chain.key] = (v[:, :, :n] if image_first else v[:, :, -n:]).clone()
+            elif ctx.chain.key in written and v.shape[2] > q.shape[2]:   # this step's write pass came first
+                tail, ref_v = v[:, :, q.shape[2]:], written[ctx.chain.key]
+                appended.append((ctx.chain.key, tail.shape == (tail.shape[0], *ref_v.shape[1:])
+                                 and torch.equal(tail, ref_v.expand_as(tail).to(tail.dtype))))
+        return func(q, k, v, *args, **kwargs)
+
+    probed = m.clone()
+    probed.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = probe
+    ref = {"samples": torch.randn(1, 32, 1, 8, 8, generator=torch.Generator().manual_seed(9))}
+    patched = F.run_node("ReferenceImageCondition", probed, ref, lat, strength=1.0, anchor_first_frame=False)[0]
+    F.sample_ksampler(patched, pos, neg, lat, seed=3)
+    assert written and appended
+    assert all(ok for _, ok in appended), [key for key, ok in appended if not ok]
+    F.assert_same_fingerprint(before, F.model_fingerprint(m))
