@@ -220,3 +220,31 @@ def test_hunyuan_reference_records_the_image_tokens_in_either_token_order(pack):
     assert written and appended
     assert all(ok for _, ok in appended), [key for key, ok in appended if not ok]
     F.assert_same_fingerprint(before, F.model_fingerprint(m))
+
+
+def test_model_patches_under_ltxv_context_windows():
+    """ComfyUI 0.33's new ``LTXVContextWindows`` node (pixel frames, 8n + 1; the same handler on latent time, with the
+    causal frame): our model patches read the handler, not the node, so they work under it as under the others:
+    strength 0 is bit-identical to the windowed model, strength 1 differs, the input model is unchanged."""
+    import nodes
+
+    if "LTXVContextWindows" not in nodes.NODE_CLASS_MAPPINGS:
+        pytest.skip("this ComfyUI has no LTXVContextWindows node (added in ComfyUI 0.33)")
+    fx = F.build("ltxv", frames=T)
+    m, pos, neg, lat = fx
+    before = F.model_fingerprint(m)
+    windowed = F.core_windows("LTXVContextWindows", m, context_length=1 + 8 * (WINDOW - 1), context_overlap=8,
+                              context_schedule="standard_static", fuse_method="pyramid", freenoise=False)
+    plain = F.sample_ksampler(windowed, pos, neg, lat, seed=3)
+    assert not torch.equal(plain, F.sample_ksampler(m, pos, neg, lat, seed=3))   # the windows ran
+    patches = {
+        "BaseResidualNoiseModel": lambda on: F.run_node("BaseResidualNoiseModel", windowed, "progressive", 0.5,
+                                                        1.0 if on else 0.0, -1, True, False, "")[0],
+        "MotionSmoothingPatch": lambda on: F.run_node("MotionSmoothingPatch", windowed, 1.0 if on else 0.0, 1.0, 0.0,
+                                                      1.0)[0],
+    }
+    for name, patch in patches.items():
+        assert torch.equal(F.sample_ksampler(patch(False), pos, neg, lat, seed=3), plain), name
+        out = F.sample_ksampler(patch(True), pos, neg, lat, seed=3)
+        assert out.shape == plain.shape and torch.isfinite(out).all() and not torch.equal(out, plain), name
+    F.assert_same_fingerprint(before, F.model_fingerprint(m))
