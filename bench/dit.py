@@ -68,10 +68,9 @@ def _unwrap(out):
 
 
 def _windows(model):
-    from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
-
-    return _unwrap(WanContextWindowsManualNode.execute(model, WINDOW["length_px"], WINDOW["overlap_px"],
-                                                       "standard_static", 1, False, "pyramid"))[0]
+    return families.core_windows("WanContextWindowsManual", model, context_length=WINDOW["length_px"],
+                                 context_overlap=WINDOW["overlap_px"], context_schedule="standard_static",
+                                 context_stride=1, closed_loop=False, fuse_method="pyramid", freenoise=False)
 
 
 def build_configs(F, pack, size: str):
@@ -298,14 +297,17 @@ def _window_outputs(model):
     wrapper, on the clone): [(sigma, window frames, output)]."""
     from comfy.patcher_extension import WrappersMP
 
+    from coherent_video.model_patches.hooks.comfy_compat import window_frames
+
     outs = []
 
     def rec(executor, x, t, *args, **kwargs):
         o = executor(x, t, *args, **kwargs)
         to = args[3] if len(args) > 3 else kwargs.get("transformer_options", {})
         win = (to or {}).get("context_window")
-        if win is not None and x.shape[2] == len(win.index_list):
-            outs.append((float(t.max()), tuple(int(i) for i in win.index_list), o.detach().clone()))
+        frames = window_frames(win) if win is not None else None   # ComfyUI 0.33+: the causal frame in front
+        if frames is not None and x.shape[2] == len(frames):
+            outs.append((float(t.max()), tuple(frames), o.detach().clone()))
         return o
 
     m = model.clone()
@@ -332,12 +334,12 @@ def overlap_disagreement(outs) -> float:
 
 
 def quality(F, pack, steps: int = 8, seeds=(0, 1, 2)) -> dict:
-    from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
-
     from coherent_video.nodes.cross_stream import CrossStreamAttention
 
     fx = F.build("wan21_t2v", frames=17, height=8, width=8)
-    wm = _unwrap(WanContextWindowsManualNode.execute(fx.model, 17, 1, "standard_static", 1, False, "pyramid"))[0]
+    wm = F.core_windows("WanContextWindowsManual", fx.model, context_length=17, context_overlap=1,
+                        context_schedule="standard_static", context_stride=1, closed_loop=False, fuse_method="pyramid",
+                        freenoise=False)
     starts = [4, 8, 12]   # windows (0-4) (4-8) (8-12) (12-16): each later window starts on the shared frame
     variants = {"windows": wm}
     for mode in ("anchor", "sparse_causal"):

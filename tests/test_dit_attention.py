@@ -38,13 +38,11 @@ def _reference(fx, seed=3):
 
 
 def _windows(model, length_px=17, overlap_px=5, schedule="standard_static", dim=None):
-    from comfy_extras.nodes_context_windows import ContextWindowsManualNode, WanContextWindowsManualNode
-
+    common = dict(context_length=length_px, context_overlap=overlap_px, context_schedule=schedule, context_stride=1,
+                  closed_loop=False, fuse_method="pyramid", freenoise=False)   # causal_window_fix: the default
     if dim is None:
-        out = WanContextWindowsManualNode.execute(model, length_px, overlap_px, schedule, 1, False, "pyramid")
-    else:  # ContextWindowsManual takes latent frames and the axis
-        out = ContextWindowsManualNode.execute(model, length_px, overlap_px, schedule, 1, False, "pyramid", dim)
-    return out.result[0] if hasattr(out, "result") else out[0]
+        return F.core_windows("WanContextWindowsManual", model, **common)
+    return F.core_windows("ContextWindowsManual", model, dim=dim, **common)  # latent frames and the axis
 
 
 # ------------------------------------------------------------------------------------------------
@@ -136,7 +134,10 @@ def test_reference_write_pass_runs_once_per_step(comfy, dit, windows):
     assert len(writes) == steps
     assert all(c[0] == 1 for c in writes)
     windows_per_step = (len(calls) - len(writes)) // steps
-    assert windows_per_step == (3 if windows else 1)  # cond + uncond batched: one call per window
+    if windows:   # as many as core's schedule makes (0.33's standard_static makes one fewer than 0.3.75's here)
+        h = model.model_options["context_handler"]
+        expected = len(h.context_schedule.func(9, h, model.model_options))
+    assert windows_per_step == (expected if windows else 1)  # cond + uncond batched: one call per window
 
 
 def test_reference_step_and_block_range(comfy, dit):
@@ -206,10 +207,17 @@ def test_cross_window_anchor_attends_to_earlier_windows(comfy, dit, monkeypatch,
     out = F.sample_ksampler(m, fx.positive, fx.negative, fx.latent, steps=2)
     tpf = 16  # 8x8 latent, 2x2 patches
     by_window = {w: n for w, n in seen}
-    assert by_window[(0, 1, 2, 3, 4)] is None                 # the first window holds the anchor itself
-    assert by_window[(3, 4, 5, 6, 7)] == frames * tpf          # frame 0 (+ frame 2, the previous window's)
-    assert by_window[(4, 5, 6, 7, 8)] == frames * tpf
-    assert len(calls) == 2 * 3                                 # no extra forward: cached from the windows' own pass
+    # core's windows for 9 frames (0.3.75: (0-4) (3-7) (4-8); 0.33: (0-4) (4-8)), each after the first with the
+    # frame before it in front where the handler has causal_window_fix (0.33's default)
+    h = wm.model_options["context_handler"]
+    wins = [list(w) for w in h.context_schedule.func(9, h, wm.model_options)]
+    causal = bool(getattr(h, "causal_window_fix", False))
+    given = [tuple(([w[0] - 1] if causal and w[0] > 0 else []) + w) for w in wins]
+    assert len(given) >= 2 and given[0] == (0, 1, 2, 3, 4)
+    assert by_window[given[0]] is None                         # the first window holds the anchor itself
+    for w in given[1:]:
+        assert by_window[w] == frames * tpf, (w, by_window)    # frame 0 (+ the frame before the frames it is given)
+    assert len(calls) == 2 * len(wins)                         # no extra forward: cached from the windows' own pass
     assert (out - base).abs().max() > 1e-3
     F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))
 

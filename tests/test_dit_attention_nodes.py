@@ -26,9 +26,9 @@ def _reference(fx, frames=1, seed=3):
 
 
 def _windows(model):
-    from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
-
-    return _out(WanContextWindowsManualNode.execute(model, 17, 5, "standard_static", 1, False, "pyramid"))[0]
+    return F.core_windows("WanContextWindowsManual", model, context_length=17, context_overlap=5,
+                          context_schedule="standard_static", context_stride=1, closed_loop=False,
+                          fuse_method="pyramid", freenoise=False)
 
 
 @pytest.mark.parametrize("family", ("wan21_t2v", "hunyuan15_t2v"))
