@@ -27,6 +27,19 @@ def node_id(name: str) -> str:
     return ID_PREFIX + name
 
 
+def search_aliases(*words: str) -> dict:
+    """``io.Schema`` keyword arguments giving the node search these aliases (the words users type: "deflicker",
+    "long video", ...), where this ComfyUI's ``io.Schema`` has the field: 0.33 has it and serves it in
+    ``/object_info``, 0.3.75 has neither, and there the node is found by its name alone. Feature-detected."""
+    import dataclasses
+
+    from comfy_api.latest import io
+
+    if "search_aliases" not in {f.name for f in dataclasses.fields(io.Schema)}:
+        return {}
+    return {"search_aliases": list(words)}
+
+
 class NodeInputError(ValueError):
     """A bad node input. The message always starts with ``[NodeName] input 'name':``."""
 

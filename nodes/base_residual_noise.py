@@ -11,7 +11,7 @@ from comfy_api.latest import io
 
 from ..model_patches.noise import MODES, parse_schedule
 from ..model_patches.hooks.noise import BaseResidualNoiseGenerator, NoiseSettings, patch
-from ._common import CATEGORY, NodeInputError, NodeReporter, check_model, check_range, node_id
+from ._common import CATEGORY, NodeInputError, NodeReporter, check_model, check_range, node_id, search_aliases
 
 
 def _noise_inputs() -> list:
@@ -65,6 +65,8 @@ class BaseResidualNoise(io.ComfyNode):
             node_id=node_id("BaseResidualNoise"),
             display_name="Base + Residual Noise (VideoFusion)",
             category=f"{CATEGORY}/noise",
+            **search_aliases("videofusion", "correlated noise", "shared noise", "video noise", "noise prior",
+                             "pyoco", "freenoise", "consistent", "temporal consistency", "deflicker"),
             description="VideoFusion's decomposed noise for video latents (frames on the batch axis): "
                         "eps_i = sqrt(lambda_i)*base + sqrt(1-lambda_i)*residual_i, every frame exactly N(0, I). "
                         "Training-free: the paper also trains a base generator on this noise; here only the noise "
@@ -92,6 +94,9 @@ class BaseResidualNoiseModel(io.ComfyNode):
             node_id=node_id("BaseResidualNoiseModel"),
             display_name="Base + Residual Noise Model Patch (VideoFusion)",
             category=f"{CATEGORY}/noise",
+            **search_aliases("videofusion", "correlated noise", "shared noise", "video noise", "noise prior",
+                             "pyoco", "freenoise", "ksampler noise", "consistent", "temporal consistency",
+                             "deflicker"),
             description="Gives KSampler/KSamplerAdvanced the BaseResidualNoise initial noise (from the sampler's "
                         "seed) through an OUTER_SAMPLE wrapper on a model clone; optionally also correlates the "
                         "per-step noise of ancestral and SDE samplers. Do not combine initial_noise with the "

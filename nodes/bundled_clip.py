@@ -6,7 +6,7 @@ from pathlib import Path
 
 from comfy_api.latest import InputImpl, io
 
-from ._common import CATEGORY, check, node_id
+from ._common import CATEGORY, check, node_id, search_aliases
 
 CLIPS_DIR = Path(__file__).resolve().parent.parent / "clips"
 NODE = "LoadBundledClip"
@@ -23,6 +23,7 @@ class LoadBundledClip(io.ComfyNode):
             node_id=node_id(NODE),
             display_name="Load Bundled Clip (CoherentVideo)",
             category=CATEGORY,
+            **search_aliases("load video", "example clip", "demo clip", "sample video", "big buck bunny"),
             description="One of the short Big Buck Bunny clips shipped in the pack's clips/ folder (CC BY 3.0, "
                         "Blender Foundation), for the weight-free templates. Use ComfyUI's Load Video for your own clips.",
             inputs=[io.Combo.Input("clip", options=bundled_clips(),

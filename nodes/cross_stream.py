@@ -12,7 +12,8 @@ from ..model_patches.attention import CROSS_MODES
 from ..model_patches.hooks.cross_stream import CrossStreamSettings, patch
 from ..model_patches.video import ANCHOR_MODES
 from ..model_patches.hooks.blocks import architecture
-from ._common import CATEGORY, NodeInputError, NodeReporter, check, check_model, check_range, node_errors, node_id
+from ._common import (CATEGORY, NodeInputError, NodeReporter, check, check_model, check_range, node_errors, node_id,
+                      search_aliases)
 from ._dit import cross_stream_on_dit
 
 NODE = "CrossStreamAttention"
@@ -25,6 +26,9 @@ class CrossStreamAttention(io.ComfyNode):
             node_id=node_id(NODE),
             display_name="Cross-Stream Attention (DSDN)",
             category=f"{CATEGORY}/attention",
+            **search_aliases("dsdn", "cross frame attention", "cross-frame attention", "text2video-zero",
+                             "sparse causal", "tune-a-video", "anchor frame", "consistent", "temporal consistency",
+                             "deflicker"),
             description="Makes an image model's frames coherent by extending each frame's self-attention keys/values "
                         "with other frames' tokens: an anchor frame (Text2Video-Zero cross-frame attention, DSDN's "
                         "content stream), the first + previous frame (sparse-causal), or a mutual exchange with the "

@@ -13,7 +13,8 @@ from ..model_patches import rife as rifelib
 from ..model_patches.flow.tvl1 import PRESETS
 from ..model_patches.hooks.flow import UpsampleSettings, latent_frames, load_rife, rife_files, run
 from ..model_patches.video import frame_axis
-from ._common import CATEGORY, check, check_finite, check_frames, check_same_device, node_errors, node_id
+from ._common import (CATEGORY, check, check_finite, check_frames, check_same_device, node_errors, node_id,
+                      search_aliases)
 
 NODE = "FlowTemporalUpsample"
 LOADER = "RIFELoader"
@@ -34,6 +35,7 @@ class RIFELoader(io.ComfyNode):
             node_id=node_id(LOADER),
             display_name="Load RIFE 4.x (CoherentVideo)",
             category=f"{CATEGORY}/interpolation",
+            **search_aliases("rife", "load rife", "frame interpolation", "vfi", "interpolation model"),
             description=(
                 "Loads a RIFE 4.x weights file (flownet.pkl, rife4*.pth, .safetensors ...) from "
                 "models/frame_interpolation for FlowTemporalUpsample's optional rife_model input. Nothing is "
@@ -61,6 +63,8 @@ class FlowTemporalUpsample(io.ComfyNode):
             node_id=node_id(NODE),
             display_name="Flow Temporal Upsample",
             category=f"{CATEGORY}/interpolation",
+            **search_aliases("interpolate", "frame interpolation", "interpolate frames", "rife", "vfi",
+                             "slow motion", "optical flow", "frame rate", "fps", "videogen"),
             description=(
                 "Raises the frame rate: inserts frames between every pair by optical flow "
                 "(weight-free coarse-to-fine TV-L1 with block matching for fast small objects, "

@@ -17,7 +17,7 @@ from ..model_patches.hooks.reuse import ReuseSettings, run
 from ..model_patches.reuse import OVERLAP_MODES, clip_count
 from ..model_patches.video import frame_axis, temporal_compression
 from ._common import (CATEGORY, NodeInputError, NodeReporter, check, check_conditioning, check_frames, check_memory,
-                      check_model, check_range, node_errors, node_id)
+                      check_model, check_range, node_errors, node_id, search_aliases)
 
 NODE = "IterativeReuseSampler"
 ClipConditionings = io.Custom("COHERENT_CLIP_CONDITIONINGS")
@@ -30,6 +30,8 @@ class IterativeReuseSampler(io.ComfyNode):
             node_id=node_id(NODE),
             display_name="Iterative Reuse Sampler (VidRD long video)",
             category=f"{CATEGORY}/sampling",
+            **search_aliases("vidrd", "reuse and diffuse", "long video", "extend video", "video extension",
+                             "clip by clip", "consistent", "temporal consistency"),
             description="Reuse and Diffuse (VidRD): samples a long video as clips of the latent's frame count N. "
                         "Each new clip starts from the previous clip's noise in reverse frame order (FNR), mixes it "
                         "into the fresh noise of the other frames (PNS) and replays the previous clip's denoising "
@@ -166,6 +168,7 @@ class PerClipConditioning(io.ComfyNode):
             node_id=node_id("PerClipConditioning"),
             display_name="Per-Clip Conditioning (prompt travel)",
             category=f"{CATEGORY}/sampling",
+            **search_aliases("prompt travel", "prompt schedule", "per clip prompt", "long video", "vidrd"),
             description="Appends a positive conditioning for the next `clips` clips of IterativeReuseSampler to a "
                         "list. Chain one node per prompt: A for 2 clips, then B for 3 clips, ...",
             inputs=[

@@ -11,7 +11,8 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from ..model_patches import motion as mm
 from ..model_patches.video import frame_axis
 from ..model_patches.hooks.motion import MotionSmoothingSettings, patch
-from ._common import CATEGORY, NodeInputError, check, check_finite, check_model, check_range, node_id, NodeReporter
+from ._common import (CATEGORY, NodeInputError, NodeReporter, check, check_finite, check_model, check_range, node_id,
+                      search_aliases)
 
 MotionType = io.Custom("COHERENT_MOTION")  # prefixed: "MOTION" is used by other packs
 
@@ -75,6 +76,8 @@ class MotionDecomposer(io.ComfyNode):
             node_id=node_id("MotionDecomposer"),
             display_name="Motion Decomposer (DSDN)",
             category=CAT,
+            **search_aliases("dsdn", "motion", "content and motion", "motion transfer", "split motion",
+                             "frame differences"),
             description="Split a video into CONTENT (one frame: an anchor frame or the temporal mean) and MOTION "
                         "(the F-1 adjacent-frame differences). MotionCombiner is the exact inverse. DSDN, arXiv 2308.08316.",
             inputs=[
@@ -119,6 +122,7 @@ class MotionCombiner(io.ComfyNode):
             node_id=node_id("MotionCombiner"),
             display_name="Motion Combiner (DSDN)",
             category=CAT,
+            **search_aliases("dsdn", "motion transfer", "combine motion", "merge motion"),
             description="Rebuild a video from CONTENT and MOTION (exact inverse of MotionDecomposer). Content from "
                         "another video of the same size gives motion transfer.",
             inputs=[
@@ -168,6 +172,7 @@ class MotionScale(io.ComfyNode):
             node_id=node_id("MotionScale"),
             display_name="Motion Scale",
             category=CAT,
+            **search_aliases("motion strength", "amplify motion", "damp motion", "freeze motion", "reverse motion"),
             description="Amplify (>1) or damp (<1) motion inside a frame range; 0 freezes it, negative reverses it.",
             inputs=[
                 MotionType.Input("motion", tooltip="MOTION to edit."),
@@ -195,6 +200,8 @@ class MotionSmooth(io.ComfyNode):
             node_id=node_id("MotionSmooth"),
             display_name="Motion Smooth",
             category=CAT,
+            **search_aliases("deflicker", "anti flicker", "smooth motion", "temporal smoothing", "jitter",
+                             "stabilize", "temporal consistency"),
             description="Low-pass motion over time (Gaussian, or edge-preserving bilateral) to remove jitter.",
             inputs=[
                 MotionType.Input("motion", tooltip="MOTION to edit."),
@@ -238,6 +245,7 @@ class MotionClamp(io.ComfyNode):
             node_id=node_id("MotionClamp"),
             display_name="Motion Clamp (anti-flicker)",
             category=CAT,
+            **search_aliases("deflicker", "anti flicker", "flicker", "clamp motion", "spikes", "outliers"),
             description="Clamp outlier motion (flicker spikes): each change is limited to the temporal median "
                         "+- threshold robust standard deviations (1.4826 x MAD over time, per element).",
             inputs=[
@@ -267,6 +275,8 @@ class MotionSmoothingPatch(io.ComfyNode):
             node_id=node_id("MotionSmoothingPatch"),
             display_name="Motion Smoothing (in sampler)",
             category=CAT,
+            **search_aliases("deflicker", "anti flicker", "temporal smoothing", "smooth motion", "consistent",
+                             "temporal consistency", "dsdn"),
             description="At each step inside the sigma range, split the denoised video into temporal mean and motion, "
                         "low-pass the motion over frames and recombine: less flicker. Strength 0 = unpatched.",
             inputs=[

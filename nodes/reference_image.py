@@ -12,7 +12,7 @@ from ..model_patches.hooks.blocks import architecture
 from ..model_patches.hooks.reference import ReferenceSettings, patch
 from ._dit import reference_on_dit
 from ._common import (CATEGORY, NodeInputError, check, check_frames, check_latent_channels, check_model, check_range,
-                      check_same_device, node_errors, node_id)
+                      check_same_device, node_errors, node_id, search_aliases)
 
 NODE = "ReferenceImageCondition"
 
@@ -46,6 +46,8 @@ class ReferenceImageCondition(io.ComfyNode):
             node_id=node_id(NODE),
             display_name="Reference Image Condition (VideoGen)",
             category=f"{CATEGORY}/attention",
+            **search_aliases("videogen", "reference", "reference only", "reference image", "image to video", "i2v",
+                             "style reference", "consistent character", "consistent", "adain"),
             description="VideoGen-style reference-image conditioning without training: every frame's self-attention "
                         "also attends to the reference image's tokens (reference-only attention, one extra batch-1 "
                         "forward per step), optional AdaIN to the reference's feature statistics, and an optional "
