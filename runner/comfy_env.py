@@ -44,7 +44,14 @@ def bootstrap(cpu: bool | None = None) -> Path:
         sys.path.insert(0, str(path))
     import torch
     import utils.extra_config  # noqa: F401  (as main.py: bind ComfyUI's `utils` package before nodes.py puts comfy/ on sys.path)
-    import utils.install_util  # noqa: F401
+    try:  # optional: nothing here needs it, only app/frontend_management.py (the server's frontend checks) does
+        import utils.install_util  # noqa: F401
+    except ImportError:
+        # utils/install_util.py holds the requirements helpers of the frontend-package checks and changes with them
+        # upstream: 0.3.75's frontend_management imports requirements_path from it, 0.33's (the checks generalized to
+        # every comfy* package, Comfy-Org/ComfyUI#13875) get_required_packages_versions. A ComfyUI that moves or
+        # drops it still boots here.
+        pass
     from comfy.cli_args import args  # default args: parsing is off unless main.py enables it
 
     if cpu is None:
@@ -77,12 +84,39 @@ async def _init_nodes():
     await nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False)
 
 
+_LOOP = None  # the event loop the PromptServer holds (never run: nothing listens; kept open, see prompt_server)
+
+
+def prompt_server():
+    """ComfyUI's ``server.PromptServer``, created once as main.py creates it before loading the extra nodes, but
+    never started (no port, no routes added, no prompt worker). Returns ``PromptServer.instance``.
+
+    Nodes and extensions expect it while loading and running: ComfyUI 0.33's ``comfy_extras/nodes_replacements.py``
+    registers its node replacements through ``ComfyAPI.node_replacement.register`` ->
+    ``PromptServer.instance.node_replace_manager`` in ``on_load`` (without an instance: "'PromptServer' has no
+    attribute 'instance'", IMPORT FAILED); node packs add routes at import (``PromptServer.instance.routes``) and
+    core nodes send progress text (``send_progress_text``) while running. Its event loop stays open and idle, so
+    ``send_sync`` from such nodes queues the message instead of raising."""
+    global _LOOP
+    import asyncio
+
+    import server
+
+    instance = getattr(server.PromptServer, "instance", None)
+    if instance is None:
+        _LOOP = asyncio.new_event_loop()
+        instance = server.PromptServer(_LOOP)
+    return instance
+
+
 def init_all_nodes() -> None:
-    """Load ComfyUI's extra nodes and custom nodes (this pack is linked into custom_nodes/)."""
+    """Load ComfyUI's extra nodes and custom nodes (this pack is linked into custom_nodes/), with a PromptServer
+    instance in place first (:func:`prompt_server`), as main.py does."""
     import asyncio
 
     if getattr(init_all_nodes, "_done", False):
         return
     prefer_comfyui_on_path()
+    prompt_server()
     asyncio.run(_init_nodes())
     init_all_nodes._done = True

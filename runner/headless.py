@@ -144,6 +144,15 @@ def load_workflow(path: str) -> tuple[dict, str]:
     return api_prompt_of(data), "api"
 
 
+def apply_node_replacements(prompt: dict) -> None:
+    """As the server does for every posted prompt (ComfyUI 0.33's /prompt): replace node classes that are gone
+    (renamed or merged, e.g. ``T2IAdapterLoader`` -> ``ControlNetLoader``) by their registered replacements.
+    Feature-detected: a ComfyUI without ``PromptServer.node_replace_manager`` (0.3.75) leaves the prompt as is."""
+    manager = getattr(comfy_env.prompt_server(), "node_replace_manager", None)
+    if manager is not None and hasattr(manager, "apply_replacements"):
+        manager.apply_replacements(prompt)
+
+
 def apply_sets(prompt: dict, sets) -> None:
     for node_id, name, value in sets:
         if node_id not in prompt:
@@ -226,6 +235,7 @@ def run(workflow: str, output_dir: str | None = None, models_dirs: list[str] | N
         prompt, fmt = load_workflow(workflow)
     except WorkflowError as e:
         raise RunError(f"{workflow}: {e}") from None
+    apply_node_replacements(prompt)
     apply_sets(prompt, parse_set(sets or []))
     prompt_id = str(uuid.uuid4())
     valid, error, good_outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))

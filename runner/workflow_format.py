@@ -5,14 +5,20 @@ Handled: positional widget values (a seed widget with ``control_after_generate``
 value after it; an upload widget carries one too), dict-valued ``widgets_values``, widgets converted
 to inputs, links, Reroute nodes, PrimitiveNode, muted nodes (mode 2) and bypassed nodes (mode 4:
 downstream inputs are passed through to the bypassed node's upstream input of the same type),
-and V3 dynamic combos (``COMFY_DYNAMICCOMBO_V3``, e.g. SaveVideo's ``format``/``codec`` in ComfyUI 0.35):
-the selected option's widgets follow the combo's value and become ``<combo>.<input>`` API inputs.
+V3 dynamic combos (``COMFY_DYNAMICCOMBO_V3``, e.g. SaveVideo's ``format``/``codec`` in ComfyUI 0.35):
+the selected option's widgets follow the combo's value and become ``<combo>.<input>`` API inputs,
+the V3 widget types of newer ComfyUIs (0.33: COLOR, CURVE, BOUNDING_BOX...; any input whose options carry
+``widgetType``), and workflows saved before a node gained widgets: as the frontend does on
+load, trailing widgets that ``widgets_values`` lacks take their schema ``default`` (when it has one).
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO",
+                # V3 ``io.WidgetInput`` types of newer ComfyUIs (0.33's comfy_api/latest/_io.py) that frontend 1.49
+                # registers as widgets (its widget store: an input is a widget when ``widgetType ?? type`` is there)
+                "COLOR", "COLORS", "BOUNDING_BOX", "BOUNDING_BOXES", "CURVE", "RANGE", "IMAGECOMPARE", "COMPOSITOR"}
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # ComfyUI >= 0.3.7x V3 io.DynamicCombo (SaveVideo's format/codec in 0.35)
 VIRTUAL_TYPES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 MODE_MUTED, MODE_BYPASS = 2, 4
@@ -53,6 +59,10 @@ def is_widget(type_: Any, opts: dict) -> bool:
     if opts.get("forceInput") or opts.get("rawLink"):
         return False
     if isinstance(type_, (list, tuple)):
+        return True
+    # a V3 WidgetInput's as_dict: ``widgetType`` names the frontend widget of a multi-type input (0.33's
+    # LTXVEmptyLatentAudio frame_rate: "FLOAT,INT" shown as FLOAT; Painter's mask: a STRING shown as PAINTER)
+    if opts.get("widgetType"):
         return True
     return isinstance(type_, str) and (type_ in WIDGET_TYPES or type_ == DYNAMIC_COMBO)
 
@@ -100,7 +110,7 @@ def _widget_specs(input_types: dict) -> list[tuple[str, list[set], Any, dict]]:
 
 def ui_to_api(workflow: dict, input_types_of: Callable[[str], dict | None]) -> dict:
     """Convert a UI-format workflow to an API prompt. ``input_types_of(class)`` returns INPUT_TYPES or None."""
-    if workflow.get("definitions", {}).get("subgraphs"):
+    if (workflow.get("definitions") or {}).get("subgraphs"):  # frontend 1.49 saves "definitions": null
         raise WorkflowError("workflows with subgraphs are not supported by the headless runner yet")
     nodes = {int(n["id"]): n for n in workflow["nodes"]}
     links: dict[int, tuple[int, int, str]] = {}
@@ -169,16 +179,26 @@ def ui_to_api(workflow: dict, input_types_of: Callable[[str], dict | None]) -> d
             for name, _, type_, opts in layout:  # the list grows by the chosen options' widgets
                 if name in wv:
                     inputs[name] = wv[name]
-                    layout += dynamic_children(type_, opts, name, wv[name])
-        elif wv:
+                elif "default" in opts:  # a widget the saving frontend's node did not have yet
+                    inputs[name] = opts["default"]
+                else:
+                    continue
+                layout += dynamic_children(type_, opts, name, inputs[name])
+        else:
+            wv = wv or []
             pos, i = 0, 0
             while i < len(layout):
                 name, extras, type_, opts = layout[i]
                 i += 1
-                if pos >= len(wv):
-                    break
-                inputs[name] = wv[pos]
-                pos += 1
+                if pos < len(wv):
+                    inputs[name] = wv[pos]
+                    pos += 1
+                elif "default" in opts:
+                    # Saved before the node gained this (trailing) widget, e.g. 0.33's WanContextWindowsManual
+                    # freenoise/retain_first_frame/split_conds_to_windows: the frontend fills in the default.
+                    inputs[name] = opts["default"]
+                else:
+                    continue
                 layout[i:i] = dynamic_children(type_, opts, name, inputs[name])
                 for legal in extras:  # e.g. "fixed" after a seed, "image" after an upload combo
                     if pos < len(wv) and isinstance(wv[pos], str) and wv[pos] in legal:

@@ -119,3 +119,36 @@ def test_make_run_api_format_passes_args(tmp_path):
 
     with Image.open(files[0]) as im:
         assert im.size == (32, 16) and im.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+
+
+IMPORT_TROUBLE = ("IMPORT FAILED", "Traceback", "did not import correctly", "Error while calling comfy_entrypoint",
+                  "has no attribute 'instance'", "Cannot import")
+
+
+def test_runner_starts_without_import_warnings(tmp_path):
+    """`python -m runner` on a bundled model-free template, in a subprocess: every core extra node and node pack
+    imports. ComfyUI 0.33's comfy_extras/nodes_replacements.py registers through PromptServer.instance in on_load:
+    without the PromptServer main.py creates first, "IMPORT FAILED: nodes_replacements.py"."""
+    out_dir = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "runner", str(ROOT / "workflows" / "Frame interpolation x4 - no weights.json"),
+                           "--quiet", "--output-dir", str(out_dir), "--set", "3.multiplier=2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    trouble = [line for line in log.splitlines() if any(t in line for t in IMPORT_TROUBLE)]
+    assert not trouble, log[-4000:]
+    assert list(out_dir.rglob("*.mp4")), log[-2000:]
+
+
+def test_runner_applies_the_servers_node_replacements(runner):
+    """As the server does with a posted prompt (0.33): a node class that is gone becomes its registered replacement
+    (nodes_replacements.py: T2IAdapterLoader -> ControlNetLoader). ComfyUIs without node replacements: skipped."""
+    from runner import comfy_env
+
+    if not hasattr(comfy_env.prompt_server(), "node_replace_manager"):
+        pytest.skip("this ComfyUI has no node replacements (PromptServer.node_replace_manager came after 0.3.75)")
+    prompt = {"1": {"class_type": "T2IAdapterLoader", "inputs": {"t2i_adapter_name": "t2i.safetensors"},
+                    "_meta": {"title": "old"}}}
+    runner.apply_node_replacements(prompt)
+    assert prompt["1"]["class_type"] == "ControlNetLoader"
+    assert prompt["1"]["inputs"] == {"control_net_name": "t2i.safetensors"}
