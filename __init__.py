@@ -3,7 +3,12 @@
 Registered through ComfyUI's V3 extension entry point. Importing this pack imports nothing from ComfyUI:
 ``comfy_api`` is imported when ComfyUI calls :func:`comfy_entrypoint`, so the pure math in ``model_patches/``
 imports (and is unit-tested) without ComfyUI. Node modules are collected from ``nodes/``.
+
+``WEB_DIRECTORY``: ComfyUI serves this folder at ``/extensions/<pack folder>/``; the frontend's node help panel
+reads ``docs/<NodeId>.md`` there (written by ``python -m scripts.make_docs``).
 """
+
+WEB_DIRECTORY = "./web"
 
 
 async def comfy_entrypoint():
