@@ -78,7 +78,8 @@ def browser_page(server):
     blocked, console = [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+        # 1920x1080, the most common desktop screen: frontend 1.49 fits a template to the window when it opens
+        ctx = browser.new_context(viewport={"width": 1920, "height": 1080})
 
         def route(r):
             if r.request.url.startswith(base):

@@ -92,7 +92,7 @@ def server(comfy, pack, sd15_ckpt, tmp_path_factory, fresh_interrupt_outputs):
     probe.mkdir(parents=True)
     (probe / "__init__.py").write_text(PROBE.format(pack_dir=str(ROOT.resolve())))
     with comfy_server(tmp, models_base=Path(sd15_ckpt).parent.parent, custom_nodes=tmp / "custom_nodes",
-                      input_dir=ROOT / "workflows" / "inputs") as srv:
+                      input_dir=tmp / "input") as srv:   # empty; 0.33 creates input/3d in it
         yield srv.base, srv.proc, srv.tmp
 
 

@@ -45,13 +45,20 @@ NOTE_H = 88  # the frontend's height for a one-line Note
 VIEW = {"scale": 0.8, "offset": [90, 150]}  # the zoom the template opens with: titles and widgets readable
 
 
+# Widgets that newer ComfyUI added to core nodes at the end of their inputs: a template saved with the 0.3.75 values
+# still opens there, and a 0.33 frontend shows these too (with their defaults), so their room is kept free.
+NEWER_WIDGETS = {"WanContextWindowsManual": 3,   # 0.33: freenoise, retain_first_frame, split_conds_to_windows
+                 "ContextWindowsManual": 4}      # 0.33: freenoise, cond/latent_retain_index_list, causal_window_fix
+
+
 def node_height(node: dict) -> int:
     """The body height (without the title bar) the frontend (1.32) gives a node: 20 px per slot row, 24 px per
     widget (a seed's control_after_generate is one more), 14 px margin; a multiline prompt box is 136 px."""
     if node["type"] == "CLIPTextEncode":
         return 136
     n_in = sum(1 for i in node["inputs"] if "widget" not in i)
-    return max(n_in, len(node["outputs"])) * 20 + len(node["widgets_values"]) * 24 + 14
+    widgets = len(node["widgets_values"]) + NEWER_WIDGETS.get(node["type"], 0)
+    return max(n_in, len(node["outputs"])) * 20 + widgets * 24 + 14
 
 
 def build(name: str, spec: list[dict], groups: list[dict], models: dict | None = None) -> dict:
