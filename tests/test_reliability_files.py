@@ -38,10 +38,11 @@ BROKEN = [
     ("unknown node type", _ui([_node(3, "NoSuchNode", [1])], []), r"node 3: unknown node class 'NoSuchNode'"),
     ("too many widget values", _ui([_node(1, "EmptyImage", [32, 16, 2, 0, 9])], []),
      r"node 1 \(EmptyImage\): widgets_values has 5 values but the node's widgets .* take only 4"),
-    ("too few widget values", _ui([_node(1, "EmptyImage", [32]),
-                                   _node(2, "PreviewImage", inputs=[{"name": "images", "type": "IMAGE", "link": 1}])],
-                                  [[1, 1, 0, 2, 0, "IMAGE"]]),
-     r"node 1 \(EmptyImage\) input 'height'.*[Rr]equired input is missing"),
+    # too few widget values are filled with the schema defaults, as the frontend does (tests/test_compat_comfy033.py);
+    # a required input that is neither linked nor a widget is still named
+    ("required input missing", _ui([_node(1, "EmptyImage", [32]), _node(2, "PreviewImage", inputs=[
+        {"name": "images", "type": "IMAGE", "link": None}])], []),
+     r"node 2 \(PreviewImage\) input 'images'.*[Rr]equired input is missing"),
     ("not JSON", "{nodes: [", r"not valid JSON"),
 ]
 
