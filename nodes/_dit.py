@@ -1,11 +1,13 @@
-"""The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5) of ReferenceImageCondition and CrossStreamAttention.
+"""The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5, LTX-Video) of ReferenceImageCondition and
+CrossStreamAttention.
 
 The nodes call these when their MODEL is a DiT video model; the hooks are in
-``model_patches/hooks/dit_reference.py`` and ``dit_cross_window.py``, on the block discovery of ``hooks/dit.py``.
+``model_patches/hooks/dit_reference.py`` and ``dit_cross_window.py``, on ``hooks/dit.py`` and the family's adapter
+(``hooks/adapters/``), which also gives the reason when a family cannot take a technique.
 """
 from __future__ import annotations
 
-from ..model_patches.hooks.dit import require_family
+from ..model_patches.hooks.dit import require_dit
 from ..model_patches.hooks.dit_cross_window import apply_cross_window
 from ..model_patches.hooks.dit_reference import apply_reference_dit, as_video_reference, reference_video_latent_5d
 from ._common import (NodeInputError, NodeReporter, check, check_frames, check_latent_channels, check_same_device,
@@ -26,7 +28,7 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
                      start_percent, end_percent, anchor_first_frame, concat_reference, noise_seed):
     """(patched model, video LATENT) for a DiT video model; inputs already range-checked by the node."""
     with node_errors(node):
-        fam = require_family(model)
+        require_dit(model, "reference")
     ref = _samples(reference, node, "reference", (4, 5), "an image latent [1, C, H, W] or a video latent [B, C, T, H, W]")
     vid = _samples(video_latent, node, "video_latent", (5,), "a video latent [B, C, T, H, W] (e.g. EmptyHunyuanLatentVideo)")
     check_same_device(ref, vid, node, "reference", "video_latent")
@@ -41,9 +43,6 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
                                                           "turn it off for DiT video models")
     if strength == 0:
         return model.clone(), video_latent
-    check(not (anchor_first_frame and fam.name == "hunyuan_video"), node, "anchor_first_frame",
-          "HunyuanVideo 1.5 in ComfyUI 0.3.75 fails on any latent with a noise mask (its concat conditioning takes "
-          "the mask's channels), and the anchor is one; turn it off for this model")
     with node_errors(node, {"seed": "noise_seed"}):
         m = apply_reference_dit(model, ref5, strength, style_fidelity, attention_weight, start_percent, end_percent,
                                 bool(anchor_first_frame), int(noise_seed))
@@ -55,7 +54,7 @@ def cross_stream_on_dit(node: str, model, mode, anchor, anchor_index, strength, 
     """The patched model for a DiT video model: cross-window anchor attention under core context windows.
     input/middle/output_blocks choose the first/middle/last third of the DiT's blocks."""
     with node_errors(node):
-        require_family(model)
+        require_dit(model, "cross_window")
     check(min_level == 0, node, "min_level", "a DiT's blocks all work at one resolution; leave min_level at 0 "
                                              "(input/middle/output_blocks choose the first/middle/last third of them)")
     if strength == 0:

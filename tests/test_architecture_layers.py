@@ -93,3 +93,62 @@ def test_video_conventions_written_once():
         where = [str(p.relative_to(ROOT)) for p in _py(PATCHES) + _py(ROOT / "nodes")
                  for _ in rule.finditer(p.read_text())]
         assert set(where) == {"model_patches/video.py"}, (what, where)
+
+
+# What names a model family: its class and module names, the attributes only one family has, its ComfyUI node and
+# latent-format names. Case-sensitive, so that words like "want" or "swan" do not count.
+FAMILY_NAMES = re.compile(
+    r"\bWan|\bwan(?:_|\b)|Hunyuan|hunyuan|LTX|ltxv|ltxav|MiniMax|minimax|\bH3\b|flipped_img_txt|rope_embedder|"
+    r"pe_embedder|patch_embedding|double_blocks|transformer_blocks|SD15|SDXL|\bSD1|UNetModel|SpatialTransformer|"
+    r"BasicTransformerBlock|use_middle_indices_grid|vae_scale_factors")
+
+
+def _family_mentions(path: Path) -> list[tuple]:
+    """Where ``path`` names a model family in code: identifiers (names, attributes, parameters, functions, classes,
+    imports) and string constants that are not docstrings. Comments and docstrings may explain."""
+    tree = ast.parse(path.read_text())
+    docs = _docstrings(tree)
+    found = []
+    for n in ast.walk(tree):
+        words = []
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs:
+            words.append(n.value)
+        elif isinstance(n, ast.Name):
+            words.append(n.id)
+        elif isinstance(n, ast.Attribute):
+            words.append(n.attr)
+        elif isinstance(n, ast.arg):
+            words.append(n.arg)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            words.append(n.name)
+        elif isinstance(n, ast.alias):
+            words += [n.name, n.asname or ""]
+        elif isinstance(n, ast.ImportFrom):
+            words.append(n.module or "")
+        found += [(n.lineno if hasattr(n, "lineno") else 0, m.group(0)) for w in words for m in FAMILY_NAMES.finditer(w)]
+    return found
+
+
+def test_family_detector_sees_family_names(tmp_path):
+    """The check below can fail: a module that reads a family's attribute or names it in a message is caught."""
+    p = tmp_path / "m.py"
+    p.write_text('"""Wan in a docstring is fine."""\n# Hunyuan in a comment too\n'
+                 'def f(dm):\n    return dm.rope_embedder, "LTX-Video", getattr(dm, "flipped_img_txt")\n'
+                 'def g(x):\n    return "want", x.swan\n')
+    assert sorted(w for _, w in _family_mentions(p)) == ["LTX", "flipped_img_txt", "rope_embedder"]
+
+
+def test_no_family_named_in_hooks_outside_adapters():
+    """Technique modules under model_patches/hooks/ ask the family's adapter (hooks/adapters/) and never name a
+    model family. Fails e.g. when ``getattr(dm, "flipped_img_txt")`` or a ``"HunyuanVideo 1.5 ..."`` message moves
+    back into hooks/dit.py."""
+    hooks = PATCHES / "hooks"
+    adapters = hooks / "adapters"
+    assert len(_py(adapters)) >= 6   # the registry, the interface and one module per family
+    found = {str(p.relative_to(ROOT)): _family_mentions(p) for p in _py(hooks) if adapters not in p.parents}
+    assert not {k: v for k, v in found.items() if v}
+
+
+def test_every_family_has_its_adapter_module():
+    names = {p.stem for p in _py(PATCHES / "hooks" / "adapters")}
+    assert {"sd_unet", "wan", "hunyuan_video", "ltxv", "minimax_h3"} <= names

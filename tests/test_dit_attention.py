@@ -82,9 +82,9 @@ def test_time_shift_is_the_models_own_rope_at_the_shifted_frame(dit, family):
 
     fx = F.build(family, frames=1)
     dm = fx.model.get_model_object("diffusion_model")
-    fam = dit.dit_family(dm)
+    adapter = dit.adapter_for(dm)
     g = torch.Generator().manual_seed(0)
-    if fam.name == "wan":
+    if adapter.name == "wan":
         heads, hd = dm.num_heads, dm.dim // dm.num_heads
         f0, f1 = dm.rope_encode(1, 8, 8, t_start=0), dm.rope_encode(1, 8, 8, t_start=-1)
         raw = torch.randn(1, f0.shape[1], heads, hd, generator=g)
@@ -99,7 +99,8 @@ def test_time_shift_is_the_models_own_rope_at_the_shifted_frame(dit, family):
         raw = torch.randn(1, heads, ids.shape[1], hd, generator=g)
         k0, k1 = apply_rope1(raw, dm.pe_embedder(ids)), apply_rope1(raw, dm.pe_embedder(ids1))
         layout = "bhld"
-    shifted = dit.TimeShift().rotate(dm, k0, layout, dit.REFERENCE_POSITION)
+    rotation = adapter.time_rotation(dm, 0, dit.REFERENCE_POSITION, {}, (), k0.device)
+    shifted = adapter.rotate(k0, layout, rotation)
     assert dit.REFERENCE_POSITION == -1
     assert not torch.allclose(k0, k1, atol=1e-3)
     assert torch.allclose(shifted, k1, atol=1e-5)
@@ -174,10 +175,11 @@ def test_first_frame_anchor_holds_latent_frame_zero(comfy, dit):
 
 
 def test_unsupported_dit_is_a_clear_error(comfy, dit, pack):
+    """A model no DiT adapter knows (here an image U-Net) is refused naming the input and the model's class."""
     errors = importlib.import_module(pack.__name__ + ".model_patches.errors")
-    fx = F.build("ltxv", frames=2)
-    with pytest.raises(errors.ParameterError, match=r"parameter 'model'.*LTXV"):
-        dit.apply_reference_dit(fx.model, torch.zeros(1, 128, 1, 4, 4), 1.0, 0.5, 1.0, 0.0, 1.0, False, 0)
+    fx = F.build("sd15", frames=2)
+    with pytest.raises(errors.ParameterError, match=r"parameter 'model'.*UNetModel"):
+        dit.apply_reference_dit(fx.model, torch.zeros(1, 4, 1, 8, 8), 1.0, 0.5, 1.0, 0.0, 1.0, False, 0)
 
 
 # ------------------------------------------------------------------------------------------------

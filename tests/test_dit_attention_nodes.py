@@ -96,15 +96,6 @@ def test_reference_node_refuses_the_anchor_on_hunyuan15(comfy, pack):
         Ref.execute(fx.model, _reference(fx), fx.latent, 1.0, anchor_first_frame=True)
 
 
-def test_nodes_name_ltxv_as_unsupported(comfy, pack):
-    Ref, Cross, Err = _nodes(pack)
-    fx = F.build("ltxv", frames=2)
-    with pytest.raises(Err, match=r"\[ReferenceImageCondition\] input 'model'.*LTXV"):
-        Ref.execute(fx.model, _reference(fx), fx.latent, 1.0)
-    with pytest.raises(Err, match=r"\[CrossStreamAttention\] input 'model'.*LTXV"):
-        Cross.execute(fx.model, "anchor", "first", 0, 1.0)
-
-
 def test_cross_stream_node_on_wan_context_windows(comfy, pack):
     _, Cross, Err = _nodes(pack)
     fx = F.build("wan21_t2v", frames=9)

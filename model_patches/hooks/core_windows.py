@@ -28,12 +28,12 @@ def batch_problem(model_options: dict, x: torch.Tensor) -> str | None:
     try:
         copy.copy(handler).set_step(sigmas[1].repeat(b), {"transformer_options": {"sample_sigmas": sigmas}})
     except Exception:  # noqa: BLE001  (the probe's failure is the finding)
-        what = ("frames on the batch axis (an image model such as SD1.5 / AnimateDiff)" if dim == 0 else
+        what = ("frames on the batch axis (an image model sampled as a frame batch, as with AnimateDiff)" if dim == 0 else
                 f"batch size {b}")
         return (f"ComfyUI's core context windows ({type(handler).__name__}, dim {dim}) cannot sample a latent "
                 f"with {what} in this ComfyUI version: its set_step compares the {b} per-sample timesteps with "
                 f"the sigmas and fails for any batch above 1. Use AnimateDiff-Evolved's context options for "
-                f"SD1.5 videos, batch size 1 for video models, or a newer ComfyUI")
+                f"image-model videos, batch size 1 for video models, or a newer ComfyUI")
     return None
 
 

@@ -13,7 +13,7 @@ from ..errors import ParameterError, Reporter
 from ..video import percent_sigmas
 from .comfy_compat import window_frames
 from .dit import (BlockCall, DIT_RUN_KEY, DIT_WRITING_KEY, TimeShift, call_in_range, call_of, ensure_scopes,
-                  install_extender, require_family, rope_time_scale, select_block_thirds)
+                  install_extender, require_dit, select_block_thirds)
 from .state import sigma_bounds
 
 
@@ -114,11 +114,10 @@ class CrossWindowExtender:
 
     def _extension(self, ctx, k, layout, window, cache, have):
         pos = extension_positions(have, window[0])
-        scale = rope_time_scale(ctx.options)
         ks, vs = [], []
         for a, p_new in zip(have, pos):
             ka, va, p_old = cache[a]
-            ks.append(self.shift.rotate(ctx.chain.dm, ka, layout, (p_new - p_old) * scale).to(k.dtype))
+            ks.append(self.shift.rotate(ctx, ka, layout, p_old, p_new).to(k.dtype))
             vs.append(va)
         d = 1 if layout == "bld" else 2
         ek = ks[0] if len(ks) == 1 else torch.cat(ks, dim=d)
@@ -130,18 +129,18 @@ def apply_cross_window(model, mode: str, anchor: str, anchor_index: int, strengt
                        middle_blocks: bool, last_blocks: bool, start_percent: float, end_percent: float,
                        reporter: Reporter = Reporter()):
     """Clone ``model`` with cross-window anchor attention on the selected blocks."""
-    fam = require_family(model)
+    adapter = require_dit(model, "cross_window")
     if mode not in ("anchor", "sparse_causal"):
         raise ParameterError("mode", f"{mode!r} is a U-Net mode; on DiT video models (which already attend "
                                      "across all frames of a window) use anchor or sparse_causal, which "
                                      "attend across context windows")
-    keys = select_block_thirds(fam, first_blocks, middle_blocks, last_blocks)
+    keys = select_block_thirds(adapter, first_blocks, middle_blocks, last_blocks)
     if not keys:
         raise ParameterError("input_blocks", "no transformer block selected")
     ms = model.get_model_object("model_sampling")
     s = CrossWindowSettings(uuid.uuid4().hex, mode, anchor, int(anchor_index), float(strength), float(start_percent),
                             float(end_percent), *percent_sigmas(ms, start_percent, end_percent), reporter)
     m = model.clone()
-    ensure_scopes(m)
-    install_extender(m, fam, keys, CrossWindowExtender(s))
+    ensure_scopes(m, adapter)
+    install_extender(m, adapter, keys, CrossWindowExtender(s))
     return m

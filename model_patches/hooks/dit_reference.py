@@ -12,10 +12,11 @@ from comfy.patcher_extension import WrappersMP
 
 from ..attention import batch_layout, branch_weights
 from ..dit_attention import DitExtension
+from ..errors import ParameterError
 from ..video import percent_sigmas
 from .dit import (BlockCall, DIT_BANKS_KEY, DIT_CALL_KEY, DIT_RUN_KEY, DIT_WRITING_KEY, DitCall, REFERENCE_POSITION,
-                  TimeShift, WRAPPER_KEY, call_in_range, call_of, ensure_scopes, install_extender, require_family,
-                  rope_time_scale, select_block_share)
+                  TimeShift, WRAPPER_KEY, call_in_range, call_of, ensure_scopes, install_extender, require_dit,
+                  select_block_share)
 from .state import sigma_bounds
 
 
@@ -58,8 +59,7 @@ class DitReferenceExtender:
             uid, bank = writing
             if uid == self.s.uid:
                 kr, vr = ctx.image_tokens(k, layout), ctx.image_tokens(v, layout)
-                shift = self.s.position * rope_time_scale(to)
-                bank.kv[ctx.chain.key] = (self.shift.rotate(ctx.chain.dm, kr, layout, shift).to(k.dtype),
+                bank.kv[ctx.chain.key] = (self.shift.rotate(ctx, kr, layout, 0, self.s.position).to(k.dtype),
                                           vr.contiguous())
             return None
         bank = (to.get(DIT_BANKS_KEY) or {}).get(self.s.uid)
@@ -83,8 +83,8 @@ class DitReferenceWriter:
     1) and records every patched block's self-attention K/V; later calls at the same sigma (the other CFG
     call, every other context window) reuse them."""
 
-    def __init__(self, settings: DitReferenceSettings, reference: torch.Tensor):
-        self.s = settings
+    def __init__(self, settings: DitReferenceSettings, reference: torch.Tensor, adapter):
+        self.s, self.adapter = settings, adapter
         self.reference = reference.detach().clone()   # [1, C, 1, H, W]
         self._processed = {}
 
@@ -140,9 +140,12 @@ class DitReferenceWriter:
         to["cond_or_uncond"] = [branches[j]]
         to["sigmas"] = t1
         to[DIT_WRITING_KEY] = (self.s.uid, bank)
-        to[DIT_CALL_KEY] = DitCall(sigma, 1, getattr(base_model, "model_sampling", None))
+        call = transformer_options.get(DIT_CALL_KEY)
+        to[DIT_CALL_KEY] = DitCall(sigma, 1, getattr(base_model, "model_sampling", None),
+                                   call.extras if call is not None else self.adapter.call_extras(kwargs))
+        kw = {k: one(v) for k, v in self.adapter.write_kwargs(kwargs).items()}
         with torch.no_grad():
-            executor(x_ref, t1, one(c_concat), one(c_crossattn), None, to, **{k: one(v) for k, v in kwargs.items()})
+            executor(x_ref, t1, one(c_concat), one(c_crossattn), None, to, **kw)
         return bank
 
 
@@ -196,18 +199,21 @@ def as_video_reference(ref: torch.Tensor) -> torch.Tensor:
 def apply_reference_dit(model, reference: torch.Tensor, strength: float, style_fidelity: float, attention_weight: float,
                         start_percent: float, end_percent: float, anchor_first_frame: bool, seed: int):
     """Clone ``model`` with the reference write pass and the reference K/V in the selected blocks."""
-    fam = require_family(model)
-    keys = select_block_share(fam, attention_weight)
+    adapter = require_dit(model, "reference")
+    why = adapter.unsupported("anchor_first_frame") if anchor_first_frame else None
+    if why:
+        raise ParameterError("anchor_first_frame", why)
+    keys = select_block_share(adapter, attention_weight)
     ms = model.get_model_object("model_sampling")
     sigma_start, sigma_end = percent_sigmas(ms, start_percent, end_percent)
     s = DitReferenceSettings(uuid.uuid4().hex, float(strength), float(style_fidelity), int(seed), float(start_percent),
                              float(end_percent), sigma_start, sigma_end)
     m = model.clone()
-    ensure_scopes(m)
+    ensure_scopes(m, adapter)
     if keys:
-        install_extender(m, fam, keys, DitReferenceExtender(s))
+        install_extender(m, adapter, keys, DitReferenceExtender(s))
         m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, f"{WRAPPER_KEY}.reference.{s.uid}",
-                               DitReferenceWriter(s, as_video_reference(reference)))
+                               DitReferenceWriter(s, as_video_reference(reference), adapter))
     if anchor_first_frame:
         m.set_model_denoise_mask_function(DitFirstFrameAnchor(float(start_percent), float(end_percent), sigma_start,
                                                               sigma_end, m.model_options.get("denoise_mask_function")))

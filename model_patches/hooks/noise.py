@@ -156,7 +156,7 @@ FREENOISE_WARNING = (
 
 CORE_FREENOISE_WARNING = (
     "input 'initial_noise': the core context windows on this model have FreeNoise on (the window node's "
-    "'freenoise' input; on by default in WanContextWindowsManual and LTXVContextWindows). Core FreeNoise runs after "
+    "'freenoise' input; on by default in core's model-specific window nodes). Core FreeNoise runs after "
     "this node whatever the order of the nodes: it overwrites the noise of every frame after the first window with "
     "shuffled copies of earlier frames. The shared base survives; the residual's frame-to-frame structure (progressive "
     "mode) past the first window does not. Set the window node's freenoise to false to keep this node's noise.")

@@ -293,7 +293,7 @@ def patch(model, reference: torch.Tensor, settings: ReferenceSettings):
                                  f"trained with {2 * lat_ch} ({lat_ch} latent + {lat_ch} reference). Turn it off for this model.")
     sigmas = SigmaRange.of(model, settings.start_percent, settings.end_percent)
     attn_keys = reference_attention_keys(blocks, settings.attention_weight)
-    points = frozenset(adain_points(dm, settings.adain_weight))
+    points = frozenset(adain_points(model, settings.adain_weight))
     active = ActiveReference(uid=uuid.uuid4().hex, strength=float(settings.strength),
                              style_fidelity=float(settings.style_fidelity), seed=int(settings.seed),
                              concat=bool(settings.concat_reference), write=bool(attn_keys or points), sigmas=sigmas)
