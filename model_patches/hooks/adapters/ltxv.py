@@ -96,8 +96,11 @@ class LtxAvAdapter(LtxvAdapter):
 
     def unsupported(self, technique):
         if technique in ("reference", "cross_window"):
-            return ("LTX-2's audio tokens attend to the video tokens in every block (video-to-audio cross-attention), "
-                    "so extending the video's self-attention would change the audio too; the pack does not patch it")
+            return ("LTX-2 (LTXAV) samples video and audio as one packed latent, and its audio tokens attend to the "
+                    "video tokens in every block (video-to-audio cross-attention): keys added to the video's "
+                    "self-attention would change the audio as well, and a one-frame reference pass needs a packed "
+                    "video+audio latent the model has no still-image form of. Not supported on this model; use "
+                    "the noise and iterative nodes, which keep the audio part untouched")
         return None
 
 

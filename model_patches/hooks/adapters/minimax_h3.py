@@ -17,9 +17,10 @@ from .base import DitAdapter
 class MiniMaxH3Adapter(DitAdapter):
     def unsupported(self, technique):
         if technique in ("reference", "cross_window"):
-            return ("MiniMax H3 attends over video and audio tokens in one joint self-attention with 1-D positions "
-                    "of its packed sequence, so added video keys would also be attended by the audio; the pack "
-                    "does not patch it")
+            return ("MiniMax H3 attends over its video and audio tokens in one joint self-attention, with 1-D "
+                    "positions over its packed video+audio sequence and RoPE fused into the projection: keys added "
+                    "for the video would be attended by the audio tokens too, and there is no per-frame time "
+                    "position to give them. Not supported on this model")
         return None
 
 

@@ -1,0 +1,62 @@
+"""ReferenceImageCondition and CrossStreamAttention on the families of ComfyUI 0.33+: Wan 2.2 I2V A14B (both experts;
+its ``WAN21_I2V`` class exists on 0.3.75 too), LTX-2 (``LTXAV``) and MiniMax H3 (``MiniMaxH3``), which skip with the
+reason on 0.3.75 (``support.families`` skips when the class is missing).
+
+LTX-2 and MiniMax H3 are refused by their adapters (``hooks/adapters/ltxv.py``, ``minimax_h3.py``) with a reason
+about the model; the refusal names the node, the input and the model, and leaves the input model unchanged.
+"""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from support import families as F
+
+
+def _nodes(pack):
+    ref = importlib.import_module(pack.__name__ + ".nodes.reference_image").ReferenceImageCondition
+    cross = importlib.import_module(pack.__name__ + ".nodes.cross_stream").CrossStreamAttention
+    err = importlib.import_module(pack.__name__ + ".nodes._common").NodeInputError
+    return ref, cross, err
+
+
+def _out(o):
+    return tuple(o.result) if hasattr(o, "result") else tuple(o)
+
+
+@pytest.mark.parametrize("family,label", [("ltx2", "LTX-2"), ("minimax_h3", "MiniMax H3")])
+def test_av_families_are_refused_with_a_reason_about_the_model(comfy, pack, family, label):
+    """Fails if the adapter stops refusing (an attention patch on a joint video+audio model would change the audio)
+    or the refusal loses the node, the input or the model's name."""
+    Ref, Cross, Err = _nodes(pack)
+    fx = F.build(family, frames=2)
+    before = F.model_fingerprint(fx.model)
+    ref = {"samples": torch.zeros(1, F.spec(family).latent_channels, 1, 2, 2)}
+    with pytest.raises(Err, match=rf"\[ReferenceImageCondition\] input 'model'.*{label}.*audio"):
+        Ref.execute(fx.model, ref, fx.latent, 1.0)
+    with pytest.raises(Err, match=rf"\[CrossStreamAttention\] input 'model'.*{label}.*audio"):
+        Cross.execute(fx.model, "anchor", "first", 0, 1.0)
+    F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))
+
+
+def test_reference_and_cross_stream_on_wan22_i2v_both_experts(comfy, pack):
+    """Wan 2.2 I2V A14B: ReferenceImageCondition samples on each expert (through its image conditioning),
+    changes the frames, strength 0 is bit-identical; CrossStreamAttention outside windows is the unpatched model
+    (a DiT attends across all its frames); neither expert is changed."""
+    Ref, Cross, _ = _nodes(pack)
+    fx = F.build("wan22_i2v_a14b", frames=3)
+    s = fx.latent["samples"]
+    ref = {"samples": torch.randn(1, s.shape[1], 1, *s.shape[3:], generator=torch.Generator().manual_seed(3))}
+    for name, expert in fx.experts.items():
+        before = F.model_fingerprint(expert)
+        base = F.sample_ksampler(expert, fx.positive, fx.negative, fx.latent, steps=2)
+        m, lat = _out(Ref.execute(expert, ref, fx.latent, 1.0, anchor_first_frame=False))
+        out = F.sample_ksampler(m, fx.positive, fx.negative, lat, steps=2)
+        assert torch.isfinite(out).all() and (out - base).abs().max() > 1e-3, name
+        m0, lat0 = _out(Ref.execute(expert, ref, fx.latent, 0.0))
+        assert torch.equal(F.sample_ksampler(m0, fx.positive, fx.negative, lat0, steps=2), base), name
+        c = _out(Cross.execute(expert, "anchor", "first", 0, 1.0))[0]
+        assert torch.equal(F.sample_ksampler(c, fx.positive, fx.negative, fx.latent, steps=2), base), name
+        F.assert_same_fingerprint(before, F.model_fingerprint(expert))
