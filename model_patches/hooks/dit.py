@@ -28,10 +28,13 @@ frames (:func:`.comfy_compat.window_frames`); positions restart at 0 in every wi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import partial
 
 import torch
+
+from comfy.patcher_extension import WrappersMP
 
 from ..dit_attention import extended_attention, pad_mask
 from ..errors import ParameterError
@@ -43,6 +46,7 @@ DIT_CALL_KEY = "coherent_video_dit_call"      # DitCall of the current model cal
 DIT_BANKS_KEY = "coherent_video_dit_banks"    # {uid: ReferenceBank} readable in this forward
 DIT_WRITING_KEY = "coherent_video_dit_writing"  # (uid, ReferenceBank) while a reference write pass runs
 DIT_BLOCK_KEY = "coherent_video_dit_block"    # BlockCall inside one patched block
+DIT_PLAIN_KEY = "coherent_video_dit_plain"    # set: our block chains run the blocks unpatched (UntouchedParts)
 WRAPPER_KEY = "coherent_video.dit"
 
 # Where the reference image sits in time: RoPE position -1, the latent frame directly in front of the
@@ -124,18 +128,31 @@ class DitCall:
     extras: tuple = ()   # what the adapter's RoPE needs of this call (adapter.call_extras)
 
 
-def dit_run_scope(executor, *args, **kwargs):
-    """OUTER_SAMPLE wrapper: a fresh :class:`DitRunState` for this sampling run."""
-    to = executor.class_obj.model_options.setdefault("transformer_options", {})
-    if DIT_RUN_KEY in to:
-        return executor(*args, **kwargs)
-    noise = args[0] if args else kwargs.get("noise")
-    frames = int(noise.shape[2]) if torch.is_tensor(noise) and noise.ndim == 5 else None
-    to[DIT_RUN_KEY] = DitRunState(total_frames=frames)
-    try:
-        return executor(*args, **kwargs)
-    finally:
-        to.pop(DIT_RUN_KEY, None)
+class DitRunScope:
+    """OUTER_SAMPLE wrapper: a fresh :class:`DitRunState` for this sampling run (latent frames of the noise's video
+    part, :meth:`.adapters.DitAdapter.video_part`)."""
+
+    def __init__(self, adapter: DitAdapter):
+        self.adapter = adapter
+
+    def __repr__(self):
+        return f"DitRunScope({self.adapter.name})"
+
+    def __call__(self, executor, *args, **kwargs):
+        to = executor.class_obj.model_options.setdefault("transformer_options", {})
+        if DIT_RUN_KEY in to:
+            return executor(*args, **kwargs)
+        noise = self.adapter.video_part(args[0] if args else kwargs.get("noise"))
+        shapes = kwargs.get("latent_shapes", args[8] if len(args) > 8 else None)
+        if shapes and len(shapes) > 1:   # ComfyUI 0.33 packs a NestedTensor latent: its shapes, video first
+            frames = int(shapes[0][2]) if len(shapes[0]) == 5 else None
+        else:
+            frames = int(noise.shape[2]) if torch.is_tensor(noise) and noise.ndim == 5 else None
+        to[DIT_RUN_KEY] = DitRunState(total_frames=frames)
+        try:
+            return executor(*args, **kwargs)
+        finally:
+            to.pop(DIT_RUN_KEY, None)
 
 
 class DitCallScope:
@@ -156,8 +173,42 @@ class DitCallScope:
         return executor(x, t, c_concat, c_crossattn, control, to, **kwargs)
 
 
+class UntouchedParts:
+    """``APPLY_MODEL`` wrapper for a model whose latent packs more than the video (``latent_shapes`` with more than
+    one part, video first) when its adapter says the other parts must pass through untouched
+    (``other_parts_untouched``): where ``active(transformer_options)``, the call runs once more with our block chains
+    off (:data:`DIT_PLAIN_KEY`), and the output's non-video parts are that pass's, bit for bit the unpatched
+    model's; the video part is the patched pass's. One more forward per such call."""
+
+    def __init__(self, active):
+        self.active = active
+
+    def __repr__(self):
+        return f"UntouchedParts({self.active!r})"
+
+    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
+        shapes = kwargs.get("latent_shapes")
+        if (not shapes or len(shapes) < 2 or transformer_options.get(DIT_PLAIN_KEY)
+                or not self.active(transformer_options)):
+            return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        plain_to = dict(transformer_options)
+        plain_to[DIT_PLAIN_KEY] = True
+        plain = executor(x, t, c_concat, c_crossattn, control, plain_to, **kwargs)
+        out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        cut = math.prod(int(d) for d in shapes[0][1:])   # the packed layout: [B, 1, video ... other parts]
+        out = out.clone()
+        out[..., cut:] = plain[..., cut:]
+        return out
+
+
+def ensure_untouched_parts(m, adapter: DitAdapter, key: str, active) -> None:
+    """Install :class:`UntouchedParts` under ``key`` on the clone ``m`` where the adapter asks for it."""
+    if adapter.other_parts_untouched:
+        m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, key, UntouchedParts(active))
+
+
 def ensure_scopes(m, adapter: DitAdapter) -> None:
-    install_scopes(m, WRAPPER_KEY, dit_run_scope, DitCallScope(adapter))
+    install_scopes(m, WRAPPER_KEY, DitRunScope(adapter), DitCallScope(adapter))
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,6 +243,8 @@ class DitChain:
         return f"DitChain({self.key}, {list(self.extenders)!r}, previous={self.previous!r})"
 
     def __call__(self, args: dict, extra: dict):
+        if args["transformer_options"].get(DIT_PLAIN_KEY):
+            return self.previous(args, extra) if self.previous is not None else extra["original_block"](args)
         to = dict(args["transformer_options"])
         ctx = BlockCall(self, self.adapter.video_tokens(args), to)
         to[DIT_BLOCK_KEY] = ctx

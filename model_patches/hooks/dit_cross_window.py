@@ -12,8 +12,8 @@ from ..dit_attention import DitExtension, extension_positions, frame_tokens
 from ..errors import ParameterError, Reporter
 from ..video import percent_sigmas
 from .comfy_compat import window_frames
-from .dit import (BlockCall, DIT_RUN_KEY, DIT_WRITING_KEY, TimeShift, call_in_range, call_of, ensure_scopes,
-                  install_extender, require_dit, select_block_thirds)
+from .dit import (BlockCall, DIT_RUN_KEY, DIT_WRITING_KEY, WRAPPER_KEY, TimeShift, call_in_range, call_of,
+                  ensure_scopes, ensure_untouched_parts, install_extender, require_dit, select_block_thirds)
 from .state import sigma_bounds
 
 
@@ -143,4 +143,6 @@ def apply_cross_window(model, mode: str, anchor: str, anchor_index: int, strengt
     m = model.clone()
     ensure_scopes(m, adapter)
     install_extender(m, adapter, keys, CrossWindowExtender(s))
+    # acts in context windows only (outside them a DiT already attends across all frames)
+    ensure_untouched_parts(m, adapter, f"{WRAPPER_KEY}.untouched.{s.uid}", lambda to: window_of(to) is not None)
     return m

@@ -90,6 +90,15 @@ class DitAdapter(Adapter):
     image_first: bool = True   # video tokens before the other tokens (text) of the self-attention call
 
     kind = "dit"
+    # the latent packs more than the video (ComfyUI 0.33 ``latent_shapes``: video first) and the other parts (audio)
+    # must come out as the unpatched model gives them while our patches act on the video
+    other_parts_untouched = False
+
+    def video_part(self, x):
+        """The video latent of a sampled latent: the first tensor of a NestedTensor (video + audio families; the
+        others pass through untouched), else the latent itself."""
+        tensors = getattr(x, "tensors", None) if getattr(x, "is_nested", False) else None
+        return tensors[0] if tensors else x
 
     def video_tokens(self, args: dict) -> int:
         """Video tokens of one block call (from the block replace's ``args``)."""

@@ -52,6 +52,9 @@ class LtxvAdapter(DitAdapter):
         return {k: v for k, v in kwargs.items() if k not in ("keyframe_idxs", "guide_attention_entries",
                                                             "generated_keyframes")}
 
+    def _video_positions(self, dm, coords, frame_rate):
+        return dm._prepare_positional_embeddings(coords, frame_rate, torch.float32)
+
     def _matrix(self, dm, pixel_t: float, frame_rate: float, device):
         import comfy.ldm.lightricks.model as L
 
@@ -59,7 +62,7 @@ class LtxvAdapter(DitAdapter):
             shape = (1, 3, 1, 2) if getattr(dm, "use_middle_indices_grid", False) else (1, 3, 1)
             coords = torch.zeros(shape, device=device, dtype=torch.float32)
             coords[:, 0] = pixel_t
-            return dm._prepare_positional_embeddings(coords, frame_rate, torch.float32)
+            return self._video_positions(dm, coords, frame_rate)
         coords = torch.zeros((1, 3, 1), device=device, dtype=torch.float32)   # 0.3.75: the module's function
         coords[:, 0] = pixel_t / frame_rate
         return L.precompute_freqs_cis(coords, dim=dm.inner_dim, out_dtype=torch.float32)
@@ -90,12 +93,22 @@ class LtxvAdapter(DitAdapter):
 
 
 class LtxAvAdapter(LtxvAdapter):
+    """LTX-2: the video stream as LTX-Video's (its own RoPE method's video part); the audio stream attends to the
+    video in every block, so the audio part of each patched call is taken from a pass without our patches
+    (``other_parts_untouched``, :class:`..dit.UntouchedParts`)."""
+
+    other_parts_untouched = True
+
+    def _video_positions(self, dm, coords, frame_rate):
+        # LTX-2's own method takes (video, audio) coordinates; its video part is the LTX-Video method it extends
+        return super(type(dm), dm)._prepare_positional_embeddings(coords, frame_rate, torch.float32)
+
     def video_tokens(self, args):
         img = args["img"]
         return int((img[0] if isinstance(img, (tuple, list)) else img).shape[1])
 
     def unsupported(self, technique):
-        if technique in ("reference", "cross_window"):
+        if technique in ("reference", "anchor_first_frame"):
             return ("LTX-2 (LTXAV) samples video and audio as one packed latent, and its audio tokens attend to the "
                     "video tokens in every block (video-to-audio cross-attention): keys added to the video's "
                     "self-attention would change the audio as well, and a one-frame reference pass needs a packed "
