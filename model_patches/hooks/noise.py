@@ -21,7 +21,7 @@ from ..errors import ParameterError, Reporter
 from ..noise import correlated_noise, derived_seed, resolve_key_frame
 from ..video import first_latent_gap, frame_axis, temporal_compression
 from .comfy_compat import core_freenoise_active
-from .core_windows import batch_problem
+from .core_windows import add_concat_guard, batch_problem
 
 WRAPPER_KEY = "coherent_video.base_residual_noise"
 
@@ -204,4 +204,5 @@ def patch(model, settings: NoiseSettings):
     m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
                            make_outer_sample_wrapper(settings))
+    add_concat_guard(m, settings.reporter)   # core windows that cannot cut c_concat (core_windows.py)
     return m
