@@ -34,7 +34,7 @@ class CrossStreamAttention(io.ComfyNode):
                         "content stream), the first + previous frame (sparse-causal), or a mutual exchange with the "
                         "temporal-mean content stream. Frames are the batch axis.",
             inputs=[
-                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net, or a Wan 2.1/2.2 or HunyuanVideo 1.5 video model: "
+                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net, or a Wan 2.1/2.2, HunyuanVideo 1.5, LTX-Video or LTX-2 model: "
                                                 "under core context windows every window then also attends to the "
                                                 "anchor frame (anchor) or the first and previous frames "
                                                 "(sparse_causal) of earlier windows. It is cloned; the input model is "
@@ -80,7 +80,7 @@ class CrossStreamAttention(io.ComfyNode):
               f"must not be after end_percent ({start_percent} > {end_percent})")
         check(input_blocks or middle_block or output_blocks, NODE, "input_blocks",
               "no block section selected; enable input_blocks, middle_block or output_blocks")
-        if architecture(model) == "dit":  # Wan / HunyuanVideo 1.5: cross-window anchor attention under core context windows
+        if architecture(model) == "dit":  # video DiTs: cross-window anchor attention under core context windows
             return io.NodeOutput(cross_stream_on_dit(NODE, model, mode, anchor, int(anchor_index), strength, input_blocks,
                                                      middle_block, output_blocks, start_percent, end_percent,
                                                      min_level))

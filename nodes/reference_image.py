@@ -53,7 +53,7 @@ class ReferenceImageCondition(io.ComfyNode):
                         "forward per step), optional AdaIN to the reference's feature statistics, and an optional "
                         "anchor that keeps frame 0 on the reference.",
             inputs=[
-                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net, or a Wan 2.1/2.2 or HunyuanVideo 1.5 video model "
+                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net, or a Wan 2.1/2.2, HunyuanVideo 1.5 or LTX-Video model "
                                                 "(reference tokens at the latent frame in front of the video). It is "
                                                 "cloned; the input model is not changed."),
                 io.Latent.Input("reference", tooltip="The reference image LATENT (from a text-to-image KSampler or "
@@ -104,7 +104,7 @@ class ReferenceImageCondition(io.ComfyNode):
             check_range(value, 0.0, 1.0, NODE, name)
         check(start_percent <= end_percent, NODE, "start_percent",
               f"must not be after end_percent ({start_percent} > {end_percent})")
-        if architecture(model) == "dit":  # Wan 2.1/2.2, HunyuanVideo 1.5: reference tokens in the DiT's self-attention
+        if architecture(model) == "dit":  # video DiTs: reference tokens in the DiT's self-attention
             return io.NodeOutput(*reference_on_dit(NODE, model, reference, video_latent, strength, style_fidelity,
                                                    attention_weight, adain_weight, start_percent, end_percent,
                                                    anchor_first_frame, concat_reference, noise_seed))

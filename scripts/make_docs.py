@@ -196,7 +196,8 @@ PROSE = {
             "ControlNet inputs are not applied to the reference pass; under AnimateDiff motion modules the write "
             "pass runs the image model only; only the reference batch's first image is used.",
             "On DiT models the reference sits at RoPE time position -1, in front of the video or of each context "
-            "window; `anchor_first_frame` is refused on HunyuanVideo 1.5 and LTX-Video is refused.",
+            "window (on LTX-Video at its own RoPE for that frame's pixel time); `anchor_first_frame` is refused on "
+            "HunyuanVideo 1.5; LTX-2 and MiniMax H3 are refused (joint video + audio attention).",
         ],
         measured=[
             ("Per-step time ÷ unpatched, full-size SD1.5 U-Net, 16 frames, CFG, 16×16 latent, median [min, max] of "
@@ -221,7 +222,7 @@ PROSE = {
                 "content stream), the first and the previous frame (sparse-causal), or the mean of all frames "
                 "(mutual). It turns an image model into a more coherent video model without training.",
         when="Use it on an image model (SD1.x/SD2/SDXL) sampling a batch of frames, where frames otherwise drift "
-             "apart, e.g. in the DSDN dual-stream template with Motion Smoothing. On Wan 2.1/2.2 it acts only under "
+             "apart, e.g. in the DSDN dual-stream template with Motion Smoothing. On Wan, LTX-Video and LTX-2 it acts only under "
              "core context windows: every window also attends to the anchor (or first + previous) frame of earlier "
              "windows; outside windows a DiT already attends across all frames and nothing changes.",
         models="CrossStreamAttention",
