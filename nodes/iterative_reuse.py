@@ -102,6 +102,14 @@ class IterativeReuseSampler(io.ComfyNode):
                 ClipConditionings.Input("clip_positives", optional=True,
                                         tooltip="Optional per-clip positive conditionings (prompt travel) from "
                                                 "PerClipConditioning; needs exactly one entry per clip."),
+                io.Float.Input("colour_hold", default=0.0, min=0.0, max=1.0, step=0.05, optional=True,
+                               tooltip="Against colour drift over long videos (beyond the paper; 0 = off). Each clip "
+                                       "after the first gets the first clip's latent colour statistics: per channel, "
+                                       "with mu_k, sigma_k the mean and std of clip k's latent over its frames and "
+                                       "pixels, x' = (x - mu_k) / sigma_k * sigma_1 + mu_1, blended x + s (x' - x) "
+                                       "with s = colour_hold, before the next clip is conditioned on it. A global "
+                                       "statistic: it also pulls a clip whose content really changes (a new scene) "
+                                       "towards the first clip's colours."),
             ],
             outputs=[io.Latent.Output(tooltip="All total_frames frames.")],
         )
@@ -109,7 +117,7 @@ class IterativeReuseSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, total_frames, overlap, noise_recycle, guidance_ratio,
                 fnr, overlap_mode, seed, steps, cfg, sampler_name, scheduler, denoise, noise=None,
-                clip_positives=None, condition_on_previous=False) -> io.NodeOutput:
+                clip_positives=None, condition_on_previous=False, colour_hold=0.0) -> io.NodeOutput:
         check_model(model, NODE)
         samples = latent_image.get("samples") if isinstance(latent_image, dict) else None
         check(torch.is_tensor(samples), NODE, "latent_image",
@@ -124,6 +132,7 @@ class IterativeReuseSampler(io.ComfyNode):
         check_range(guidance_ratio, 0.0, 1.0, NODE, "guidance_ratio")
         check_range(denoise, 1e-6, 1.0, NODE, "denoise")
         check_range(cfg, 0.0, 100.0, NODE, "cfg")
+        check_range(colour_hold, 0.0, 1.0, NODE, "colour_hold")
         if noise is not None:
             check(hasattr(noise, "seed") and callable(getattr(noise, "generate_noise", None)), NODE, "noise",
                   "must be a NOISE object with a seed and generate_noise(latent)")
@@ -156,7 +165,8 @@ class IterativeReuseSampler(io.ComfyNode):
             total_frames=int(total_frames), overlap=int(overlap), noise_recycle=float(noise_recycle),
             guidance_ratio=float(guidance_ratio), fnr=bool(fnr), overlap_mode=overlap_mode, seed=int(seed),
             steps=int(steps), cfg=float(cfg), sampler_name=sampler_name, scheduler=scheduler, denoise=float(denoise),
-            reporter=NodeReporter(NODE), condition_on_previous=bool(condition_on_previous))
+            reporter=NodeReporter(NODE), condition_on_previous=bool(condition_on_previous),
+            colour_hold=float(colour_hold))
         return io.NodeOutput(run(model, positive, negative, latent_image, settings, noise=noise,
                                  clip_positives=list(clip_positives) if clip_positives is not None else None))
 

@@ -32,8 +32,8 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 
-from ..reuse import (forward_reuse_noise, overlap_order, overlap_sources, place_clip, plan_clips,
-                    reverse_reuse_noise, staged_guidance_steps)
+from ..reuse import (forward_reuse_noise, hold_colour, latent_colour_stats, overlap_order, overlap_sources, place_clip,
+                    plan_clips, reverse_reuse_noise, staged_guidance_steps)
 from ..errors import Reporter
 from ..video import frame_axis
 from .comfy_compat import fix_empty_latent
@@ -61,6 +61,7 @@ class ReuseSettings:
     denoise: float = 1.0
     reporter: Reporter = Reporter()  # where warnings found while sampling go
     condition_on_previous: bool = False  # I2V models: clip c > 0 gets the re-traced frames as known frames
+    colour_hold: float = 0.0         # clip c > 0's latent channel mean/std held to clip 0's (reuse.hold_colour)
 
 
 class SeedNoise:
@@ -242,7 +243,9 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     ``latent["samples"]`` is one clip (N frames on the batch axis, or on axis 2 for video latents).
     ``noise`` is any NOISE object (``seed`` + ``generate_noise``); clip c draws its fresh noise from a
     copy seeded ``seed + c``. ``clip_positives`` replaces ``positive`` per clip. ``step_callback``
-    (clip, step, x0, x) is called after every sampler step (tests and tools use it).
+    (clip, step, x0, x) is called after every sampler step (tests and tools use it). ``colour_hold`` > 0 holds every
+    later clip's sampled latent to clip 0's per-channel mean and std (:func:`reuse.hold_colour`) before it is placed
+    and before the next clip is conditioned on it (``condition_on_previous``); the DSG record stays the sampler's own.
     Inputs are assumed valid (the node checks them).
     """
     s = settings
@@ -280,7 +283,7 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     if "batch_index" in latent:
         clip_latent["batch_index"] = latent["batch_index"]
 
-    prev_eps = prev_samples = None
+    prev_eps = prev_samples = hold_stats = None
     try:
         for c, piece in enumerate(plan):
             comfy.model_management.throw_exception_if_processing_interrupted()
@@ -319,6 +322,11 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
                                     denoise_mask=noise_mask if first else retrace_mask, callback=callback,
                                     disable_pbar=True, seed=clip_seed(noise_source.seed, c))
             samples = samples.to(out.device)
+            if s.colour_hold > 0:  # before placing and before the next clip conditions on it
+                if hold_stats is None:
+                    hold_stats = latent_colour_stats(samples)
+                else:
+                    samples = hold_colour(samples, *hold_stats, s.colour_hold)
             place_clip(out, samples, piece, fd)
             prev_samples = samples if s.condition_on_previous else None
             del samples, guider
