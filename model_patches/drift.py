@@ -100,6 +100,7 @@ def colour_quantiles(clip: torch.Tensor, quantiles: int = QUANTILES, max_pixels:
     return torch.quantile(lab, q, dim=0)
 
 
+@torch.no_grad()
 def colour_stats(clips, quantiles: int = QUANTILES, max_pixels: int = MAX_PIXELS) -> dict:
     """Per clip, against clip 0 (see the module docstring): ``colour_drift`` (mean CIE76 Delta E of matched Lab
     quantiles), ``mean_shift`` (CIE76 of the mean colours), ``contrast_ratio``, ``saturation_ratio``; each a
@@ -130,6 +131,7 @@ def _resize(frames: torch.Tensor, side: int) -> torch.Tensor:
     return x
 
 
+@torch.no_grad()
 def displacement(start_image: torch.Tensor, clips, flow_side: int = FLOW_SIDE, preset: str = "fast") -> torch.Tensor:
     """Per clip, the mean over its frames of the mean TV-L1 flow magnitude from ``start_image`` to the frame,
     divided by the image diagonal (float64 ``[K]``; see the module docstring). All frame pairs in one batch."""
@@ -152,6 +154,7 @@ def displacement(start_image: torch.Tensor, clips, flow_side: int = FLOW_SIDE, p
         0, clip_of, per_frame) / lengths.double()
 
 
+@torch.no_grad()
 def measure_long_video(clips=None, start_image: torch.Tensor | None = None, video: torch.Tensor | None = None,
                        boundaries=None, flow_side: int = FLOW_SIDE, quantiles: int = QUANTILES) -> dict:
     """Drift of a long video, per clip: ``{colour_drift, mean_shift, contrast_ratio, saturation_ratio,

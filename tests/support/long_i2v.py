@@ -72,8 +72,9 @@ def decode(vae, samples: torch.Tensor) -> torch.Tensor:
     """VAEDecode (ComfyUI's node) of a 5-D Wan latent: ``[frames, H, W, 3]``."""
     import nodes
 
-    images = nodes.VAEDecode().decode(vae, {"samples": samples})[0]
-    return images.reshape(-1, *images.shape[-3:])
+    with torch.no_grad():
+        images = nodes.VAEDecode().decode(vae, {"samples": samples})[0]
+    return images.reshape(-1, *images.shape[-3:]).detach()
 
 
 def run_reuse(model, pos, neg, vae, image, n: int, m: int, clips: int, size: int, steps: int, seed: int,
