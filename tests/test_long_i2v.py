@@ -100,3 +100,25 @@ def test_chain_and_independent_give_the_same_clip_lengths(setup):
         model, *L.i2v_conditioning(pos, neg, vae, image, SIZE, L.pixel_frames(N)), seed=1, steps=STEPS,
         cfg=2.0, sampler_name="euler", scheduler="simple")))
     assert not torch.equal(chain[1], indep[1])
+
+
+def test_two_experts_split_the_steps_like_ksampler_advanced(setup):
+    """Wan 2.2 A14B: model_low_noise samples steps low_noise_start_step.. of every clip. With the same weights as
+    both experts the split run equals the one-model run (the first pass hands over its leftover noise, the second
+    adds none); with another low-noise model exactly (steps - switch) model calls per clip go to it. Breaks when
+    the second pass gets fresh noise or the first denoises to 0."""
+    model, pos, neg, vae, image = setup
+    steps, switch, clips = 4, 2, 3
+    ipos, ineg, lat = L.i2v_conditioning(pos, neg, vae, image, SIZE, L.pixel_frames(N))
+    kw = dict(total_frames=N + (clips - 1) * (N - M), overlap_mode="forward", steps=steps)
+    one = reuse_latent(model, ipos, ineg, lat, **kw)
+    split = reuse_latent(model, ipos, ineg, lat, model_low_noise=model.clone(), low_noise_start_step=switch, **kw)
+    torch.testing.assert_close(split, one, atol=1e-4, rtol=1e-4)
+    low, _, _ = L.build(seed=1)
+    low_rec, low_calls = F.count_model_calls(low)
+    high_rec, high_calls = F.count_model_calls(model)
+    two = reuse_latent(high_rec, ipos, ineg, lat, model_low_noise=low_rec, low_noise_start_step=switch, **kw)
+    assert len(low_calls) == clips * (steps - switch) and len(high_calls) == clips * switch, (low_calls, high_calls)
+    assert float((two - one).abs().max()) > 1e-3
+    all_low = reuse_latent(model, ipos, ineg, lat, model_low_noise=low, low_noise_start_step=0, **kw)
+    torch.testing.assert_close(all_low, reuse_latent(low, ipos, ineg, lat, **kw), atol=1e-5, rtol=0)
