@@ -24,6 +24,16 @@ multi-threaded kernels time contention. Every ratio is reported as {median, min,
                     seam the nearest frame of the previous clip is (0 = the video continues from its last
                     frame; concat's back-and-forth gives (M-1)/2; the old drop's jump back of M frames, which then
                     runs backwards, gives M + (M-1)/2).
+- long_i2v        (``--only long_i2v`` -> bench/results/long_i2v.json): long image-to-video on the tiny random Wan
+                    I2V (``WAN21_I2V``, the class of Wan 2.2 A14B I2V) with a tiny random Wan VAE, 8 clips, >= 5
+                    seeds: IterativeReuseSampler with ``condition_on_previous`` (+- ``colour_hold``, +-
+                    ReferenceImageCondition on the start image) vs last-frame chaining (decode, re-encode the last
+                    frame with WanImageToVideo, next clip) vs independent clips. Per clip, after decoding:
+                    colour drift to the first clip and subject displacement from the start image
+                    (``model_patches/drift.py``), median [min, max] over seeds. Random weights: these figures
+                    prove the wiring only; the figures that count come from trained models (the evidence issue).
+                    Invariants (exit 1): 8 clips with the same pixel-frame counts in every way, finite frames,
+                    clip 0's drift 0, the drift of identical clips 0 and of a colour-cast copy > 0.
 """
 from __future__ import annotations
 
@@ -37,6 +47,7 @@ import time
 from pathlib import Path
 
 from bench._common import ROOT, comfy_env, fixtures, load_pack_module
+from tests.support import long_i2v as L  # before ComfyUI's own tests package can hide ours (bench/_common.py)
 
 RESULTS = ROOT / "bench" / "results" / "iterative.json"
 THREADS = 1
@@ -220,18 +231,126 @@ def bench_seams(node, model, cond, seeds: int, n=8, m=4, size=16, steps=4, total
                 noise="BaseResidualNoise progressive, alpha 1 (adjacent-frame correlation 0.707)", modes=out)
 
 
+LONG = dict(n=3, m=1, clips=8, size=32, steps=4)
+LONG_RESULTS = ROOT / "bench" / "results" / "long_i2v.json"
+
+
+def bench_long_i2v(seeds: int) -> int:
+    """The long image-to-video comparison (module docstring); writes long_i2v.json, returns the exit status."""
+    setup()
+    import torch
+
+    from coherent_video.model_patches.drift import measure_long_video
+
+    n, m, clips, size, steps = (LONG[k] for k in ("n", "m", "clips", "size", "steps"))
+    model, pos, neg = L.build()
+    vae = L.tiny_wan_vae()
+    image = L.start_image(size)
+    want = L.clip_lengths(n, m, clips)
+    ways = {
+        "reuse": lambda s: L.run_reuse(model, pos, neg, vae, image, n, m, clips, size, steps, s),
+        "reuse_colour_hold": lambda s: L.run_reuse(model, pos, neg, vae, image, n, m, clips, size, steps, s,
+                                                   colour_hold=1.0),
+        "reuse_reference": lambda s: L.run_reuse(model, pos, neg, vae, image, n, m, clips, size, steps, s,
+                                                 reference=True),
+        "reuse_colour_hold_reference": lambda s: L.run_reuse(model, pos, neg, vae, image, n, m, clips, size, steps, s,
+                                                             colour_hold=1.0, reference=True),
+        "last_frame_chain": lambda s: L.run_chain(model, pos, neg, vae, image, n, clips, size, steps, s),
+        "independent": lambda s: L.run_independent(model, pos, neg, vae, image, n, m, clips, size, steps, s),
+    }
+    broken = []
+    # the measurement itself: identical clips -> 0, a colour-cast copy -> > 0
+    probe = L.decode(vae, L.i2v_conditioning(pos, neg, vae, image, size, L.pixel_frames(n))[2]["samples"])
+    same = measure_long_video(clips=[probe, probe.clone()], start_image=image[0])
+    cast = measure_long_video(clips=[probe, (probe * torch.tensor([1.1, 1.0, 0.9])).clamp(0, 1)])
+    if same["colour_drift"][1] != 0:
+        broken.append(f"drift of identical clips is {same['colour_drift'][1]}")
+    if not cast["colour_drift"][1] > 0.5:
+        broken.append(f"drift of a colour-cast copy is {cast['colour_drift'][1]}")
+    per = {w: {"colour_drift": [], "displacement": [], "contrast_ratio": [], "saturation_ratio": []} for w in ways}
+    t0 = time.perf_counter()
+    for seed in range(seeds):
+        for way, fn in ways.items():
+            out = fn(seed)
+            lengths = [int(c.shape[0]) for c in out]
+            if lengths != want:
+                broken.append(f"{way} seed {seed}: clip frames {lengths}, want {want}")
+            if not all(bool(torch.isfinite(c).all()) for c in out):
+                broken.append(f"{way} seed {seed}: frames not finite")
+            r = measure_long_video(clips=out, start_image=image[0])
+            if r["colour_drift"][0] != 0:
+                broken.append(f"{way} seed {seed}: clip 0's drift to itself is {r['colour_drift'][0]}")
+            for k in per[way]:
+                per[way][k].append(r[k])
+    wall = time.perf_counter() - t0
+
+    def per_clip(rows):  # rows[seed][clip] -> per clip {median, min, max}
+        cols = list(zip(*rows))
+        return [{"median": round(statistics.median(c), 4), "min": round(min(c), 4), "max": round(max(c), 4)}
+                for c in cols]
+
+    def mean_later(rows):  # per seed: the mean over clips 1.. ; then median [min, max] over seeds
+        v = [statistics.mean(r[1:]) for r in rows]
+        return {"median": round(statistics.median(v), 4), "min": round(min(v), 4), "max": round(max(v), 4)}
+
+    result = {
+        "what": "long image-to-video, 8 clips: IterativeReuseSampler + condition_on_previous (+- colour_hold 1, +- "
+                "ReferenceImageCondition strength 1 on the VAE-encoded start image) vs last-frame chaining "
+                "(VAEDecode, last frame -> WanImageToVideo start image, KSampler) vs independent clips",
+        "weights": "RANDOM (tiny WAN21_I2V DiT, tiny random Wan VAE): these figures prove wiring only, not drift on "
+                   "real video; the figures that count come from trained models (issue 21)",
+        "model": "support.families wan21_i2v (WAN21_I2V, in_dim 36; Wan 2.2 A14B I2V is the same class), width 64, "
+                 "2 layers; VAE: support.long_i2v.tiny_wan_vae (Wan 2.1 VAE class, base width 8)",
+        "settings": {**LONG, "seeds": seeds, "overlap_mode": "forward", "noise_recycle": 4.0, "guidance_ratio": 0.4,
+                     "cfg": 2.0, "sampler": "euler", "scheduler": "simple",
+                     "pixel_frames_per_clip": want, "pixel_size": f"{size}x{size}"},
+        "metrics": {"colour_drift": "mean CIE76 Delta E between matched Lab quantiles of clip k and clip 0 "
+                                    "(model_patches/drift.py)",
+                    "displacement": "mean TV-L1 flow magnitude from the start image to each frame of clip k, "
+                                    "over the image diagonal",
+                    "contrast_ratio": "std L* of clip k / clip 0", "saturation_ratio": "mean chroma of clip k / clip 0"},
+        "per_clip": {w: {k: per_clip(v) for k, v in d.items()} for w, d in per.items()},
+        "mean_over_later_clips": {w: {k: mean_later(v) for k, v in d.items()} for w, d in per.items()},
+        "drift_ratio_vs_last_frame_chain": {
+            w: round(statistics.median(statistics.mean(r[1:]) for r in per[w]["colour_drift"])
+                     / max(1e-9, statistics.median(statistics.mean(r[1:]) for r in per["last_frame_chain"]["colour_drift"])), 4)
+            for w in ways},
+        "invariants_broken": broken,
+        "wall_s": round(wall, 1),
+        "torch_threads": torch.get_num_threads(),
+        "command": ".venv/bin/python -m bench.iterative --only long_i2v",
+    }
+    LONG_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    LONG_RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"long_i2v (RANDOM weights: wiring figures), {seeds} seeds, {clips} clips, {wall:.0f} s")
+    for w in ways:
+        d, x = result["mean_over_later_clips"][w]["colour_drift"], result["mean_over_later_clips"][w]["displacement"]
+        print(f"  {w:<30} colour drift {d['median']:.3f} [{d['min']:.3f}, {d['max']:.3f}]   "
+              f"displacement {x['median']:.4f} [{x['min']:.4f}, {x['max']:.4f}]")
+    print(f"wrote {LONG_RESULTS}")
+    for b in broken:
+        print("BROKEN:", b)
+    return 1 if broken else 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mem-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--mem-result", help=argparse.SUPPRESS)
     ap.add_argument("--pairs", type=int, default=5)
-    ap.add_argument("--only", choices=["seams", "wall", "mem"], action="append",
+    ap.add_argument("--only", choices=["seams", "wall", "mem", "long_i2v"], action="append",
                     help="run only these parts and update them in the existing JSON")
     a = ap.parse_args()
     if a.mem_child:
         print(json.dumps(mem_child(a.mem_child)))
         return
-    parts = set(a.only or ["seams", "wall", "mem"])
+    parts = set(a.only or ["seams", "wall", "mem", "long_i2v"])
+    status = 0
+    if "long_i2v" in parts:  # its own JSON (long_i2v.json)
+        status = bench_long_i2v(max(a.pairs, 5))
+        parts.discard("long_i2v")
+        if not parts:
+            sys.exit(status)
 
     load_start = os.getloadavg()
     node = setup()
@@ -283,6 +402,7 @@ def main() -> None:
         print(f"{'peak_mem_ratio (8 clips / one)':<34}{fmt(result['peak_mem_ratio']):>28}   target <= 1.1; "
               f"one clip's tensors = {100 * mem['leak_fraction']:.1f} % of the one-clip growth")
     print(f"wrote {RESULTS}")
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -208,3 +208,30 @@ def place_clip(out: torch.Tensor, clip: torch.Tensor, piece: ClipSlice, frame_di
     src = clip.narrow(frame_dim, piece.src_start, piece.length)
     out.narrow(frame_dim, piece.dst_start, piece.length).copy_(src)
     return out
+
+
+def latent_colour_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation of a clip's latent over its frames and pixels:
+    ``[B, C, 1, 1, 1]`` for a video latent ``[B, C, T, H, W]``, ``[1, C, 1, 1]`` for frames on the batch axis
+    ``[F, C, H, W]`` (population std, float32)."""
+    dims = (2, 3, 4) if x.ndim == 5 else (0, 2, 3)
+    xf = x.float()
+    return xf.mean(dim=dims, keepdim=True), xf.std(dim=dims, keepdim=True, unbiased=False)
+
+
+def hold_colour(x: torch.Tensor, ref_mean: torch.Tensor, ref_std: torch.Tensor, strength: float = 1.0,
+                eps: float = 1e-6) -> torch.Tensor:
+    """Colour hold (beyond the paper): clip k's latent ``x`` with the per-channel statistics of the first clip.
+
+    With ``(mu_k, sigma_k)`` = :func:`latent_colour_stats` of ``x`` and ``(mu_1, sigma_1)`` those of the first
+    clip, per channel ``x' = (x - mu_k) / sigma_k * sigma_1 + mu_1``, blended by ``strength`` s:
+    ``x'' = x + s (x' - x)`` (s = 0: unchanged, bit for bit; s = 1: clip k's channel means and stds equal the first
+    clip's). An AdaIN over the whole clip: it removes a colour cast or contrast change that builds up from clip to
+    clip (the latent channels carry colour and contrast), and, as a global statistic, it also pulls a clip whose
+    content really changed (a new object, a scene change) towards the first clip's colours.
+    """
+    if strength == 0:
+        return x
+    mu, sigma = latent_colour_stats(x)
+    held = (x.float() - mu) / (sigma + eps) * ref_std.to(mu) + ref_mean.to(mu)
+    return (x.float() + float(strength) * (held - x.float())).to(x.dtype)

@@ -102,6 +102,22 @@ class IterativeReuseSampler(io.ComfyNode):
                 ClipConditionings.Input("clip_positives", optional=True,
                                         tooltip="Optional per-clip positive conditionings (prompt travel) from "
                                                 "PerClipConditioning; needs exactly one entry per clip."),
+                io.Float.Input("colour_hold", default=0.0, min=0.0, max=1.0, step=0.05, optional=True,
+                               tooltip="Against colour drift over long videos (beyond the paper; 0 = off). Each clip "
+                                       "after the first gets the first clip's latent colour statistics: per channel, "
+                                       "with mu_k, sigma_k the mean and std of clip k's latent over its frames and "
+                                       "pixels, x' = (x - mu_k) / sigma_k * sigma_1 + mu_1, blended x + s (x' - x) "
+                                       "with s = colour_hold, before the next clip is conditioned on it. A global "
+                                       "statistic: it also pulls a clip whose content really changes (a new scene) "
+                                       "towards the first clip's colours."),
+                io.Model.Input("model_low_noise", optional=True,
+                               tooltip="Two-expert models (Wan 2.2 A14B T2V/I2V): the low-noise expert. Every clip "
+                                       "samples steps 0 .. low_noise_start_step - 1 with `model` (the high-noise "
+                                       "expert) and the rest with this one, as the two KSamplerAdvanced of "
+                                       "ComfyUI's Wan 2.2 templates do. Cloned; not changed."),
+                io.Int.Input("low_noise_start_step", default=10, min=0, max=10000, optional=True,
+                             tooltip="With model_low_noise: the first step sampled by the low-noise expert (ComfyUI's "
+                                     "Wan 2.2 14B templates: 10 of 20). Ignored without model_low_noise."),
             ],
             outputs=[io.Latent.Output(tooltip="All total_frames frames.")],
         )
@@ -109,8 +125,13 @@ class IterativeReuseSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, total_frames, overlap, noise_recycle, guidance_ratio,
                 fnr, overlap_mode, seed, steps, cfg, sampler_name, scheduler, denoise, noise=None,
-                clip_positives=None, condition_on_previous=False) -> io.NodeOutput:
+                clip_positives=None, condition_on_previous=False, colour_hold=0.0, model_low_noise=None,
+                low_noise_start_step=10) -> io.NodeOutput:
         check_model(model, NODE)
+        if model_low_noise is not None:
+            check_model(model_low_noise, NODE, "model_low_noise")
+        check(isinstance(low_noise_start_step, int) and low_noise_start_step >= 0, NODE, "low_noise_start_step",
+              f"must be an integer >= 0, got {low_noise_start_step!r}")
         samples = latent_image.get("samples") if isinstance(latent_image, dict) else None
         check(not getattr(samples, "is_nested", False), NODE, "latent_image",
               "is an audio-video LATENT (video + audio streams, e.g. LTX-2 or MiniMax H3): clip-by-clip reuse "
@@ -127,6 +148,7 @@ class IterativeReuseSampler(io.ComfyNode):
         check_range(guidance_ratio, 0.0, 1.0, NODE, "guidance_ratio")
         check_range(denoise, 1e-6, 1.0, NODE, "denoise")
         check_range(cfg, 0.0, 100.0, NODE, "cfg")
+        check_range(colour_hold, 0.0, 1.0, NODE, "colour_hold")
         if noise is not None:
             check(hasattr(noise, "seed") and callable(getattr(noise, "generate_noise", None)), NODE, "noise",
                   "must be a NOISE object with a seed and generate_noise(latent)")
@@ -138,12 +160,15 @@ class IterativeReuseSampler(io.ComfyNode):
                   f"(total_frames={total_frames}, N={n_frames}, overlap={overlap}, overlap_mode={overlap_mode})")
             for c in clip_positives:
                 check_conditioning(c, NODE, "clip_positives")
-        problem = batch_problem(model.model_options, samples)  # ComfyUI 0.3.75's core windows (core_windows.py)
-        check(problem is None, NODE, "model", problem or "")
+        experts = [("model", model)] + ([("model_low_noise", model_low_noise)] if model_low_noise is not None else [])
+        for name, mdl in experts:
+            problem = batch_problem(mdl.model_options, samples)  # ComfyUI 0.3.75's core windows (core_windows.py)
+            check(problem is None, NODE, name, problem or "")
         if condition_on_previous:
-            check(has_image_input(model, samples), NODE, "condition_on_previous",
-                  "needs an image-to-video model (Wan 2.1/2.2 I2V or FLF2V, HunyuanVideo 1.5) with a 5-D latent; "
-                  "this model has no image input; turn it off")
+            for name, mdl in experts:
+                check(has_image_input(mdl, samples), NODE, "condition_on_previous",
+                      "needs an image-to-video model (Wan 2.1/2.2 I2V or FLF2V, HunyuanVideo 1.5) with a 5-D latent; "
+                      f"{'this model' if name == 'model' else 'model_low_noise'} has no image input; turn it off")
             check(overlap >= 1, NODE, "overlap", "must be >= 1 with condition_on_previous (the frames it passes on)")
         c = temporal_compression(getattr(model.model, "latent_format", None), samples)
         if clips > 1 and samples.ndim == 5 and c > 1 and (overlap == 0 or overlap_mode != "forward"):
@@ -159,9 +184,11 @@ class IterativeReuseSampler(io.ComfyNode):
             total_frames=int(total_frames), overlap=int(overlap), noise_recycle=float(noise_recycle),
             guidance_ratio=float(guidance_ratio), fnr=bool(fnr), overlap_mode=overlap_mode, seed=int(seed),
             steps=int(steps), cfg=float(cfg), sampler_name=sampler_name, scheduler=scheduler, denoise=float(denoise),
-            reporter=NodeReporter(NODE), condition_on_previous=bool(condition_on_previous))
+            reporter=NodeReporter(NODE), condition_on_previous=bool(condition_on_previous),
+            colour_hold=float(colour_hold), low_noise_start_step=int(low_noise_start_step))
         return io.NodeOutput(run(model, positive, negative, latent_image, settings, noise=noise,
-                                 clip_positives=list(clip_positives) if clip_positives is not None else None))
+                                 clip_positives=list(clip_positives) if clip_positives is not None else None,
+                                 model_low_noise=model_low_noise))
 
 
 class PerClipConditioning(io.ComfyNode):

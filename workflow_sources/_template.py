@@ -38,6 +38,20 @@ UMT5_XXL_FP8 = {"name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
 WAN21_VAE = {"name": "wan_2.1_vae.safetensors", "url": _WAN21 + "vae/wan_2.1_vae.safetensors?download=true",
              "directory": "vae"}
 
+_WAN22 = "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/"
+# The Wan 2.2 14B image-to-video files as ComfyUI's own template (video_wan2_2_14B_i2v) names them: two experts
+# (high noise, low noise), the Wan 2.1 text encoder, and the Wan 2.1 VAE from the Wan 2.2 repository.
+WAN22_I2V_HIGH = {"name": "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+                  "url": _WAN22 + "diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+                  "directory": "diffusion_models"}
+WAN22_I2V_LOW = {"name": "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
+                 "url": _WAN22 + "diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
+                 "directory": "diffusion_models"}
+UMT5_XXL_FP8_WAN22 = {"name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                      "url": _WAN21 + "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                      "directory": "text_encoders"}
+WAN22_VAE = {"name": "wan_2.1_vae.safetensors", "url": _WAN22 + "vae/wan_2.1_vae.safetensors", "directory": "vae"}
+
 COL_W, COL_GAP, ROW_GAP, TITLE_H = 340, 50, 40, 30
 WIDE = {"CLIPTextEncode": 400}
 GROUP_PAD, GROUP_TITLE = 20, 40

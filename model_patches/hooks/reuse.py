@@ -32,8 +32,8 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 
-from ..reuse import (forward_reuse_noise, overlap_order, overlap_sources, place_clip, plan_clips,
-                    reverse_reuse_noise, staged_guidance_steps)
+from ..reuse import (forward_reuse_noise, hold_colour, latent_colour_stats, overlap_order, overlap_sources, place_clip,
+                    plan_clips, reverse_reuse_noise, staged_guidance_steps)
 from ..errors import Reporter
 from ..video import frame_axis
 from .comfy_compat import fix_empty_latent
@@ -62,6 +62,8 @@ class ReuseSettings:
     denoise: float = 1.0
     reporter: Reporter = Reporter()  # where warnings found while sampling go
     condition_on_previous: bool = False  # I2V models: clip c > 0 gets the re-traced frames as known frames
+    colour_hold: float = 0.0         # clip c > 0's latent channel mean/std held to clip 0's (reuse.hold_colour)
+    low_noise_start_step: int = 0    # with a second (low-noise) model: steps from this one on use it (Wan 2.2 A14B)
 
 
 class SeedNoise:
@@ -231,7 +233,7 @@ def _retrace_mask(mask, latent_ndim: int, n_frames: int, count: int, sources: li
 
 
 def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=None,
-        clip_positives: list | None = None, step_callback=None) -> dict:
+        clip_positives: list | None = None, step_callback=None, model_low_noise=None) -> dict:
     """Sample ``settings.total_frames`` frames clip by clip with FNR + PNS + DSG; returns a LATENT dict.
 
     ``overlap_mode`` ``forward`` re-traces the previous clip's last M frames in forward order
@@ -243,7 +245,13 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     ``latent["samples"]`` is one clip (N frames on the batch axis, or on axis 2 for video latents).
     ``noise`` is any NOISE object (``seed`` + ``generate_noise``); clip c draws its fresh noise from a
     copy seeded ``seed + c``. ``clip_positives`` replaces ``positive`` per clip. ``step_callback``
-    (clip, step, x0, x) is called after every sampler step (tests and tools use it).
+    (clip, step, x0, x) is called after every sampler step (tests and tools use it). ``colour_hold`` > 0 holds every
+    later clip's sampled latent to clip 0's per-channel mean and std (:func:`reuse.hold_colour`) before it is placed
+    and before the next clip is conditioned on it (``condition_on_previous``); the DSG record stays the sampler's own.
+    ``model_low_noise`` (two-expert models such as Wan 2.2 A14B): every clip samples steps
+    ``[0, low_noise_start_step)`` with ``model`` and the rest with ``model_low_noise``, as two ComfyUI samplings
+    (the first returns its leftover noise, the second adds none), like the two KSamplerAdvanced of ComfyUI's own
+    Wan 2.2 templates; DSG's record and replay span both (one wrapper object on both clones).
     Inputs are assumed valid (the node checks them).
     """
     s = settings
@@ -270,6 +278,12 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     replay = TrajectoryReplay(n_frames, overlap, stage, fd, sources)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, replay)
     add_concat_guard(m, s.reporter)   # core windows that cannot cut c_concat (core_windows.py)
+    switch = min(max(int(s.low_noise_start_step), 0), n_steps) if model_low_noise is not None else n_steps
+    m_low = None
+    if switch < n_steps:
+        m_low = model_low_noise.clone()
+        m_low.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, replay)
+        add_concat_guard(m_low, s.reporter)
     sampler = comfy.samplers.sampler_object(s.sampler_name)
 
     out_shape = list(latent_image.shape)
@@ -282,7 +296,7 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     if "batch_index" in latent:
         clip_latent["batch_index"] = latent["batch_index"]
 
-    prev_eps = prev_samples = None
+    prev_eps = prev_samples = hold_stats = None
     try:
         for c, piece in enumerate(plan):
             comfy.model_management.throw_exception_if_processing_interrupted()
@@ -297,7 +311,8 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
                     eps = _retrace_frames(eps, fd, guided_at_0, sources, prev_eps.to(eps))
             replay.start_clip(replay=c > 0 and any(stage))
 
-            def callback(step, x0, x, total, _c=c):
+            def callback(step, x0, x, total, _c=c, _offset=0):
+                step += _offset
                 replay.on_step(step)
                 if step_callback is not None:
                     step_callback(_c, step, x0, x)
@@ -307,23 +322,38 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
                 pbar.update_absolute(_c * n_steps + step + 1, total_ticks, preview)
                 comfy.model_management.throw_exception_if_processing_interrupted()
 
-            guider = comfy.samplers.CFGGuider(m)
             clip_pos, clip_neg = clip_positives[c] if clip_positives is not None else positive, negative
             if prev_samples is not None and overlap > 0:  # condition_on_previous (previous_frames.py)
                 known = prev_samples.index_select(fd, torch.tensor(sources, device=prev_samples.device))
                 fill = m.model.process_latent_out(torch.zeros_like(known.narrow(fd, 0, 1)))  # model-space 0
                 clip_pos = with_previous_frames(clip_pos, known, n_frames, fill)
                 clip_neg = with_previous_frames(clip_neg, known, n_frames, fill)
-            guider.set_conds(clip_pos, clip_neg)
-            guider.set_cfg(cfg)
             first = c == 0
-            samples = guider.sample(eps, latent_image if first else retrace_latent, sampler, sigmas,
-                                    denoise_mask=noise_mask if first else retrace_mask, callback=callback,
-                                    disable_pbar=True, seed=clip_seed(noise_source.seed, c))
+
+            def sample(patcher, noise_, lat_, sigmas_, offset):
+                guider = comfy.samplers.CFGGuider(patcher)
+                guider.set_conds(clip_pos, clip_neg)
+                guider.set_cfg(cfg)
+                cb = lambda step, x0, x, total: callback(step, x0, x, total, _offset=offset)  # noqa: E731
+                return guider.sample(noise_, lat_, sampler, sigmas_, denoise_mask=noise_mask if first else retrace_mask,
+                                     callback=cb, disable_pbar=True, seed=clip_seed(noise_source.seed, c))
+
+            start_latent = latent_image if first else retrace_latent
+            if m_low is None:
+                samples = sample(m, eps, start_latent, sigmas, 0)
+            else:  # two experts: the first returns the latent with its leftover noise at sigmas[switch]
+                samples = start_latent if switch == 0 else sample(m, eps, start_latent, sigmas[:switch + 1], 0)
+                samples = sample(m_low, eps if switch == 0 else torch.zeros_like(eps), samples, sigmas[switch:],
+                                 switch)
             samples = samples.to(out.device)
+            if s.colour_hold > 0:  # before placing and before the next clip conditions on it
+                if hold_stats is None:
+                    hold_stats = latent_colour_stats(samples)
+                else:
+                    samples = hold_colour(samples, *hold_stats, s.colour_hold)
             place_clip(out, samples, piece, fd)
             prev_samples = samples if s.condition_on_previous else None
-            del samples, guider
+            del samples
             prev_eps = eps
             pbar.update_absolute((c + 1) * n_steps, total_ticks)
         if replay.mismatches:

@@ -20,6 +20,10 @@ import torch
 TINY_WAN = "tiny_wan21_t2v.safetensors"
 RANDOM_CLIP_L = "random_clip_l.safetensors"
 TINY_WAN_VAE = "tiny_wan21_vae.safetensors"
+# Wan 2.2 A14B image-to-video: two experts of the Wan 2.1 architecture with in_dim 36 (16 noise + 16 image latent +
+# 4 mask channels) and no CLIP-vision img_emb, as the real files; ComfyUI detects them as such from the weights.
+TINY_WAN22_I2V_HIGH = "tiny_wan22_i2v_high_noise.safetensors"
+TINY_WAN22_I2V_LOW = "tiny_wan22_i2v_low_noise.safetensors"
 
 
 def _fixtures():
@@ -38,11 +42,11 @@ def _save(sd: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_tiny_wan(path: Path, seed: int = 0) -> Path:
+def write_tiny_wan(path: Path, seed: int = 0, in_dim: int = 16) -> Path:
     import comfy.ldm.wan.model
     import comfy.ops
 
-    dm = comfy.ldm.wan.model.WanModel(model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16, dim=256,
+    dm = comfy.ldm.wan.model.WanModel(model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=in_dim, dim=256,
                                       ffn_dim=512, freq_dim=256, text_dim=4096, out_dim=16, num_heads=2, num_layers=2,
                                       window_size=(-1, -1), qk_norm=True, cross_attn_norm=True, eps=1e-6,
                                       device=torch.device("cpu"), dtype=torch.float32,
@@ -85,3 +89,14 @@ def wan_model_files(sd15_checkpoint: str | Path) -> dict:
         if not path.is_file():
             writer(path)
     return {"unet_name": TINY_WAN, "clip_name": RANDOM_CLIP_L, "vae_name": TINY_WAN_VAE, "models_dir": models}
+
+
+def wan22_i2v_model_files(sd15_checkpoint: str | Path) -> dict:
+    """:func:`wan_model_files` plus the two tiny Wan 2.2 A14B I2V experts (``high``, ``low``; different seeds)."""
+    files = wan_model_files(sd15_checkpoint)
+    models = files["models_dir"]
+    for name, seed in ((TINY_WAN22_I2V_HIGH, 20), (TINY_WAN22_I2V_LOW, 21)):
+        path = models / "diffusion_models" / name
+        if not path.is_file():
+            write_tiny_wan(path, seed=seed, in_dim=36)
+    return {**files, "high": TINY_WAN22_I2V_HIGH, "low": TINY_WAN22_I2V_LOW}

@@ -99,3 +99,21 @@ def test_output_frame_count_exact_for_every_combination(reuse):
                         reuse.place_clip(out, c, p)
                     want = torch.cat([c[p.src_start:p.src_end] for c, p in zip(clips, plan)])
                     assert torch.equal(out, want)
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 5, 6, 6), (6, 4, 5, 5)])
+def test_hold_colour_matches_the_first_clips_channel_stats(reuse, shape):
+    """x' = (x - mu_k)/sigma_k * sigma_1 + mu_1 per channel: the held clip has clip 1's channel means and stds;
+    strength 0.5 goes half way on the mean; strength 0 is the input itself."""
+    g = torch.Generator().manual_seed(3)
+    first = torch.randn(*shape, generator=g)
+    later = torch.randn(*shape, generator=g) * 1.7 + 0.8
+    mu1, sd1 = reuse.latent_colour_stats(first)
+    held = reuse.hold_colour(later, mu1, sd1, 1.0)
+    mu, sd = reuse.latent_colour_stats(held)
+    torch.testing.assert_close(mu, mu1, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sd, sd1, atol=1e-5, rtol=1e-5)
+    assert mu.shape == ((1, shape[1], 1, 1, 1) if len(shape) == 5 else (1, shape[1], 1, 1))
+    half_mu, _ = reuse.latent_colour_stats(reuse.hold_colour(later, mu1, sd1, 0.5))
+    torch.testing.assert_close(half_mu, (reuse.latent_colour_stats(later)[0] + mu1) / 2, atol=1e-5, rtol=0)
+    assert reuse.hold_colour(later, mu1, sd1, 0.0) is later
