@@ -152,14 +152,16 @@ def test_motion_nodes_along_t_of_a_sampled_video(fx):
 
 
 # ------------------------------------------------------------------------------------- Wan 2.2 A14B: two experts
-def test_wan22_two_experts_noise_on_the_high_noise_expert():
-    """Wan 2.2 A14B samples with a high-noise and a low-noise expert in two KSamplerAdvanced (the second with
-    add_noise disabled). BaseResidualNoiseModel on the first shapes the initial noise; on the second it has no
-    noise to change and is a no-op."""
+@pytest.mark.parametrize("family", ["wan22_t2v", "wan22_i2v_a14b"])
+def test_wan22_two_experts_noise_on_the_high_noise_expert(family):
+    """Wan 2.2 A14B (T2V, and I2V: the fixture's two experts) samples with a high-noise and a low-noise expert in two
+    KSamplerAdvanced (the second with add_noise disabled). BaseResidualNoiseModel on the first shapes the initial
+    noise; on the second it has no noise to change and is a no-op."""
     import nodes
 
-    high, pos, neg, lat = F.build("wan22_t2v", frames=T, seed=0)
-    low = F.build_model("wan22_t2v", seed=1)
+    fx = F.build(family, frames=T, seed=0)
+    high, pos, neg, lat = fx
+    low = fx.experts["low_noise"] if fx.experts else F.build_model(family, seed=1)
     ksa = nodes.KSamplerAdvanced()
 
     def two_experts(h, lo):

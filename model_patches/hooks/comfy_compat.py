@@ -16,7 +16,7 @@ table lists the same items for users.
   pack's own table (``model_patches.video.TEMPORAL_COMPRESSION``) is the fallback for older ComfyUI.
 - **fix_empty_latent_channels(model, latent, downscale_ratio_spacial, downscale_ratio_temporal)** (0.33 takes the
   LATENT's ``downscale_ratio_*`` keys and calls the format's ``fix_empty_latent``): :func:`fix_empty_latent`.
-- **audio-video latents** (0.33: LTX-2 ``LTXAV``, MiniMax H3): a LATENT's ``samples`` is a
+- **audio-video latents** (0.33: the audio-video model classes): a LATENT's ``samples`` is a
   ``comfy.nested_tensor.NestedTensor`` of streams (video first, then audio); the sampler packs it flat
   (``comfy.utils.pack_latents``: ``[B, 1, N]``, shapes in ``BaseModel.latent_shapes`` and the ``latent_shapes``
   argument of OUTER_SAMPLE). :func:`latent_streams` gives the streams in either form and puts them back; the
