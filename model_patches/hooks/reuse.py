@@ -309,7 +309,8 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
                 guider.set_cfg(cfg)
                 cb = lambda step, x0, x, total: callback(step, x0, x, total, _offset=offset)  # noqa: E731
                 return guider.sample(noise_, lat_, sampler, sigmas_,
-                                     denoise_mask=noise_mask if first else retraced_mask, callback=cb, disable_pbar=True, seed=clip_seed(noise_source.seed, c))
+                                     denoise_mask=noise_mask if first else retraced_mask, callback=cb,
+                                     disable_pbar=True, seed=clip_seed(noise_source.seed, c))
 
             start_latent = latent_image if first else retrace_latent
             if m_low is None:
