@@ -65,8 +65,10 @@ def percent_sigmas(model_sampling, start_percent: float, end_percent: float) -> 
 TEMPORAL_COMPRESSION = {"Wan21": 4, "Wan22": 4, "HunyuanVideo": 4, "HunyuanVideo15": 4, "LTXV": 8, "Mochi": 6,
                         "Cosmos1CV8x8x8": 8}
 # For code that sees only a 5-D latent (a NOISE object): channels -> compression. 16 channels is Wan 2.1 / Wan 2.2
-# A14B / HunyuanVideo (4x); Cosmos-1's 16-channel latent (8x) is read as 4x here.
-TEMPORAL_COMPRESSION_BY_CHANNELS = {16: 4, 32: 4, 48: 4, 128: 8, 12: 6}
+# A14B / HunyuanVideo (4x); Cosmos-1's 16-channel latent (8x) is read as 4x here. 24 is MiniMax H3's video stream
+# (4x; its VAE restarts the causal chunk every 5 latent frames, which the noise's first-gap rule does not model);
+# LTX-2's video stream is LTXV's 128 (8x). Audio-video latents are read by their video stream.
+TEMPORAL_COMPRESSION_BY_CHANNELS = {16: 4, 24: 4, 32: 4, 48: 4, 128: 8, 12: 6}
 
 
 def temporal_compression(latent_format=None, latent=None) -> int:

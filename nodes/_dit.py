@@ -6,6 +6,7 @@ The nodes call these when their MODEL is a DiT video model; the hooks are in
 from __future__ import annotations
 
 from ..model_patches.hooks.dit import require_family
+from ..model_patches.hooks.core_windows import add_concat_guard
 from ..model_patches.hooks.dit_cross_window import apply_cross_window
 from ..model_patches.hooks.dit_reference import apply_reference_dit, as_video_reference, reference_video_latent_5d
 from ._common import (NodeInputError, NodeReporter, check, check_frames, check_latent_channels, check_same_device,
@@ -47,6 +48,7 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
     with node_errors(node, {"seed": "noise_seed"}):
         m = apply_reference_dit(model, ref5, strength, style_fidelity, attention_weight, start_percent, end_percent,
                                 bool(anchor_first_frame), int(noise_seed))
+    add_concat_guard(m, NodeReporter(node))   # core windows that cannot cut c_concat (hooks/core_windows.py)
     return m, reference_video_latent_5d(video_latent, ref5, bool(anchor_first_frame))
 
 
@@ -61,5 +63,7 @@ def cross_stream_on_dit(node: str, model, mode, anchor, anchor_index, strength, 
     if strength == 0:
         return model.clone()
     with node_errors(node):
-        return apply_cross_window(model, mode, anchor, int(anchor_index), strength, bool(input_blocks),
-                                  bool(middle_block), bool(output_blocks), start_percent, end_percent, NodeReporter(node))
+        m = apply_cross_window(model, mode, anchor, int(anchor_index), strength, bool(input_blocks),
+                               bool(middle_block), bool(output_blocks), start_percent, end_percent, NodeReporter(node))
+    add_concat_guard(m, NodeReporter(node))   # core windows that cannot cut c_concat (hooks/core_windows.py)
+    return m

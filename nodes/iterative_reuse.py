@@ -133,9 +133,12 @@ class IterativeReuseSampler(io.ComfyNode):
         check(isinstance(low_noise_start_step, int) and low_noise_start_step >= 0, NODE, "low_noise_start_step",
               f"must be an integer >= 0, got {low_noise_start_step!r}")
         samples = latent_image.get("samples") if isinstance(latent_image, dict) else None
+        check(not getattr(samples, "is_nested", False), NODE, "latent_image",
+              "is an audio-video LATENT (video + audio streams, e.g. LTX-2 or MiniMax H3): clip-by-clip reuse "
+              "of the audio stream is not implemented in this pack yet; sample the whole length in one pass "
+              "(core context windows, LTXVContextWindows, work with these models) or use a video-only latent")
         check(torch.is_tensor(samples), NODE, "latent_image",
               f"expected a LATENT with a 'samples' tensor, got {type(latent_image).__name__}")
-        check(not getattr(samples, "is_nested", False), NODE, "latent_image", "nested (multi-shape) latents are not supported")
         check_frames(samples, NODE, "latent_image", ndims=(4, 5), layout="[frames, C, H, W] or [B, C, T, H, W]")
         n_frames = samples.shape[frame_axis(samples)]
         with node_errors(NODE, {"clip_frames": "latent_image"}):  # the clip plan checks N, overlap, total, mode

@@ -10,6 +10,7 @@ from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..model_patches import motion as mm
 from ..model_patches.video import frame_axis
+from ..model_patches.hooks.comfy_compat import latent_streams
 from ..model_patches.hooks.motion import MotionSmoothingSettings, patch
 from ._common import (CATEGORY, NodeInputError, NodeReporter, check, check_finite, check_model, check_range, node_id,
                       search_aliases)
@@ -20,6 +21,18 @@ CAT = f"{CATEGORY}/motion"
 CONTENT_MODES = {"first frame": ("anchor", "first"), "center frame": ("anchor", "center"),
                  "last frame": ("anchor", "last"), "temporal mean": ("mean", "first")}
 _DROP_LATENT_KEYS = ("samples", "noise_mask", "batch_index")
+AV_STREAMS = "coherent_video.av_streams"   # the audio stream(s) an audio-video LATENT carries past the motion nodes
+
+
+def _latent_out(extras: dict, video: torch.Tensor) -> dict:
+    """A LATENT of ``video`` with ``extras``; with the audio stream(s) of an audio-video LATENT put back unchanged."""
+    extras = dict(extras)
+    rest = extras.pop(AV_STREAMS, None)
+    if rest:
+        import comfy.nested_tensor
+
+        return {**extras, "samples": comfy.nested_tensor.NestedTensor([video] + list(rest))}
+    return {**extras, "samples": video}
 
 
 def _video_input(tooltip: str, id: str = "video"):
@@ -27,8 +40,17 @@ def _video_input(tooltip: str, id: str = "video"):
 
 
 def _split_video(node: str, name: str, value):
-    """-> (tensor, kind, frame_dim, extras) for a LATENT dict or an IMAGE tensor."""
+    """-> (tensor, kind, frame_dim, extras) for a LATENT dict or an IMAGE tensor. An audio-video LATENT (a NestedTensor,
+    ComfyUI 0.33: LTX-2, MiniMax H3) gives its video stream; ``extras[AV_STREAMS]`` keeps the other streams."""
     if isinstance(value, dict):
+        x = value.get("samples")
+        streams, _ = latent_streams(x) if getattr(x, "is_nested", False) else ([x], None)
+        if len(streams) > 1:
+            extras = {k: v for k, v in value.items() if k not in _DROP_LATENT_KEYS}
+            extras[AV_STREAMS] = streams[1:]
+            check(torch.is_tensor(streams[0]) and streams[0].ndim == 5, node, name,
+                  "the video stream of an audio-video LATENT must be [B, C, T, H, W]")
+            return streams[0], "latent", 2, extras
         check("samples" in value and torch.is_tensor(value["samples"]), node, name, "LATENT has no 'samples' tensor")
         x = value["samples"]
         check(x.ndim in (4, 5), node, name,
@@ -108,7 +130,7 @@ class MotionDecomposer(io.ComfyNode):
         c, motion = mm.decompose_motion(x, anchor=anchor, mode=mode, frame_dim=frame_dim)
         motion.kind, motion.extras = kind, extras
         if kind == "latent":
-            return io.NodeOutput({**extras, "samples": c},
+            return io.NodeOutput(_latent_out(extras, c),
                                  _blocked(node, "content_image", "the video is a LATENT; use content_latent (VAE Decode it to view)"),
                                  motion)
         return io.NodeOutput(_blocked(node, "content_latent", "the video is an IMAGE; use content_image (VAE Encode it for a LATENT)"),
@@ -140,7 +162,7 @@ class MotionCombiner(io.ComfyNode):
     def execute(cls, content, motion) -> io.NodeOutput:
         node = "MotionCombiner"
         _check_motion(node, motion)
-        c, kind, _, _ = _split_video(node, "content", content)
+        c, kind, _, content_extras = _split_video(node, "content", content)
         if motion.kind in ("latent", "image"):
             check(kind == motion.kind, node, "content",
                   f"is a {kind.upper()} but the motion was taken from a {motion.kind.upper()}; "
@@ -160,7 +182,11 @@ class MotionCombiner(io.ComfyNode):
         check_finite(c, node, "content")
         video = mm.combine_motion(c, motion)
         if kind == "latent":
-            return io.NodeOutput({**motion.extras, "samples": video},
+            # an audio-video latent's audio comes with the content, else with the motion (the decomposed video's own)
+            extras = dict(motion.extras)
+            if AV_STREAMS in content_extras:
+                extras[AV_STREAMS] = content_extras[AV_STREAMS]
+            return io.NodeOutput(_latent_out(extras, video),
                                  _blocked(node, "image", "the motion is a LATENT motion; use the latent output"))
         return io.NodeOutput(_blocked(node, "latent", "the motion is an IMAGE motion; use the image output"), video)
 

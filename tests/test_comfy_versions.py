@@ -222,21 +222,41 @@ def test_hunyuan_reference_records_the_image_tokens_in_either_token_order(pack):
     F.assert_same_fingerprint(before, F.model_fingerprint(m))
 
 
-def test_model_patches_under_ltxv_context_windows():
+@pytest.mark.parametrize("family,node", [("ltxv", "LTXVContextWindows"), ("ltx2", "LTXVContextWindows"),
+                                         ("minimax_h3", "ContextWindowsManual")])
+def test_model_patches_under_ltxv_context_windows(family, node):
     """ComfyUI 0.33's new ``LTXVContextWindows`` node (pixel frames, 8n + 1; the same handler on latent time, with the
     causal frame): our model patches read the handler, not the node, so they work under it as under the others:
-    strength 0 is bit-identical to the windowed model, strength 1 differs, the input model is unchanged."""
+    strength 0 is bit-identical to the windowed model, strength 1 differs, the input model is unchanged. LTX-2 and
+    MiniMax H3 (0.33): the handler windows the video and maps each window onto the audio stream (per-modality
+    windows); our video-only patches sample through it, video and audio (all streams finite, the video changed)."""
     import nodes
 
     if "LTXVContextWindows" not in nodes.NODE_CLASS_MAPPINGS:
         pytest.skip("this ComfyUI has no LTXVContextWindows node (added in ComfyUI 0.33)")
-    fx = F.build("ltxv", frames=T)
+    fx = F.build(family, frames=T)
     m, pos, neg, lat = fx
     before = F.model_fingerprint(m)
-    windowed = F.core_windows("LTXVContextWindows", m, context_length=1 + 8 * (WINDOW - 1), context_overlap=8,
-                              context_schedule="standard_static", fuse_method="pyramid", freenoise=False)
-    plain = F.sample_ksampler(windowed, pos, neg, lat, seed=3)
-    assert not torch.equal(plain, F.sample_ksampler(m, pos, neg, lat, seed=3))   # the windows ran
+    if node == "LTXVContextWindows":
+        windowed = F.core_windows(node, m, context_length=1 + 8 * (WINDOW - 1), context_overlap=8,
+                                  context_schedule="standard_static", fuse_method="pyramid", freenoise=False)
+    else:
+        windowed = F.core_windows(node, m, context_length=WINDOW, context_overlap=1, context_schedule="standard_static",
+                                  context_stride=1, closed_loop=False, fuse_method="pyramid", dim=2, freenoise=False)
+    try:
+        plain = F.sample_ksampler(windowed, pos, neg, lat, seed=3)
+    except NotImplementedError as core_error:
+        # ComfyUI 0.33 cannot window MiniMax H3 itself: its model class has no map_context_window_to_modalities
+        # (the audio window of each video window). Our patches add no error of their own: ComfyUI's, unchanged.
+        assert "map_context_window_to_modalities" in str(core_error)
+        for patched in (F.run_node("BaseResidualNoiseModel", windowed, "progressive", 0.5, 1.0, -1, True, False, "")[0],
+                        F.run_node("MotionSmoothingPatch", windowed, 1.0, 1.0, 0.0, 1.0)[0]):
+            with pytest.raises(NotImplementedError) as e:
+                F.sample_ksampler(patched, pos, neg, lat, seed=3)
+            assert str(e.value) == str(core_error)
+        F.assert_same_fingerprint(before, F.model_fingerprint(m))
+        return
+    assert not F.same(plain, F.sample_ksampler(m, pos, neg, lat, seed=3))   # the windows ran
     patches = {
         "BaseResidualNoiseModel": lambda on: F.run_node("BaseResidualNoiseModel", windowed, "progressive", 0.5,
                                                         1.0 if on else 0.0, -1, True, False, "")[0],
@@ -244,7 +264,9 @@ def test_model_patches_under_ltxv_context_windows():
                                                       1.0)[0],
     }
     for name, patch in patches.items():
-        assert torch.equal(F.sample_ksampler(patch(False), pos, neg, lat, seed=3), plain), name
+        assert F.same(F.sample_ksampler(patch(False), pos, neg, lat, seed=3), plain), name
         out = F.sample_ksampler(patch(True), pos, neg, lat, seed=3)
-        assert out.shape == plain.shape and torch.isfinite(out).all() and not torch.equal(out, plain), name
+        assert [t.shape for t in F.streams(out)] == [t.shape for t in F.streams(plain)], name
+        assert all(torch.isfinite(t).all() for t in F.streams(out)), name
+        assert not torch.equal(F.video_part(out), F.video_part(plain)), name
     F.assert_same_fingerprint(before, F.model_fingerprint(m))

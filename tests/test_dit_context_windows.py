@@ -182,8 +182,20 @@ def core_windows_work(fx) -> Exception | None:
     return None
 
 
-@pytest.mark.parametrize("family", ["wan22_t2v", "wan22_ti2v_5b", "ltxv", "hunyuan15_t2v"])
+CONCAT_NOT_CUT = r"input 'model': ComfyUI's core context windows .* do not cut the model's concat conditioning"
+
+
+def concat_not_cut(core_error) -> bool:
+    """ComfyUI's own failure when its windows leave the 5-D c_concat at full length (0.3.75)."""
+    tb = __import__("traceback").extract_tb(core_error.__traceback__)
+    return "Sizes of tensors must match" in str(core_error) and any(f.name == "_apply_model" for f in tb)
+
+
+@pytest.mark.parametrize("family", ["wan22_t2v", "wan22_ti2v_5b", "ltxv", "hunyuan15_t2v", "wan22_i2v_a14b"])
 def test_model_patches_under_core_windows_per_family(family):
+    """Where ComfyUI itself fails because its windows do not cut the image-to-video concat conditioning
+    (0.3.75: Wan I2V in_dim 36, HunyuanVideo 1.5), our patches stop first with the named error; where core samples
+    (0.33 cuts c_concat), they sample, strength 0 bit-identical. Fails if add_concat_guard is dropped from a node."""
     fx = F.build(family, frames=T)
     m, pos, neg, lat = fx
     before = F.model_fingerprint(m)
@@ -191,9 +203,15 @@ def test_model_patches_under_core_windows_per_family(family):
     for name, patch in MODEL_PATCHES.items():
         for on in (False, True):
             model = patch(manual_windows(m), on)
+            if core_error is not None and concat_not_cut(core_error):
+                with pytest.raises(Exception) as e:
+                    F.sample_ksampler(model, pos, neg, lat, seed=3)
+                # strength 0 may be a plain clone (then ComfyUI's own error); every patch names the cause
+                if on or str(e.value) != str(core_error):
+                    assert e.match(rf"\[{name}\] {CONCAT_NOT_CUT}.*clip by clip"), e.value
+                continue
             if core_error is not None:
-                # ComfyUI 0.3.75 itself fails here (HunyuanVideo 1.5: its 5-D concat conditioning is not cut to
-                # the window); our patch adds no error of its own: it fails exactly as the unpatched model does.
+                # strength 0 is the unpatched model: ComfyUI's own error, unchanged
                 with pytest.raises(type(core_error)) as e:
                     F.sample_ksampler(model, pos, neg, lat, seed=3)
                 assert str(e.value) == str(core_error)
@@ -234,3 +252,39 @@ def test_sd15_core_windows_failure_is_named_by_our_nodes():
     for name, patch in MODEL_PATCHES.items():
         assert torch.isfinite(F.sample_ksampler(patch(short, True), pos, neg, lat, seed=3)).all()
     F.assert_same_fingerprint(before, F.model_fingerprint(m))
+
+
+# ------------------------------------------------------------------------------------- Wan 2.2 I2V A14B (in_dim 36)
+def test_wan_i2v_under_core_windows_works_where_comfyui_cuts_c_concat_else_named_error():
+    """Wan 2.2 I2V A14B (both experts, WanContextWindowsManual): on a ComfyUI whose windows cut the 5-D c_concat
+    (0.33) the unpatched model and every node sample, patched != plain, strength 0 bit-identical; where ComfyUI
+    itself cannot (0.3.75), every node and IterativeReuseSampler stop with the named error before ComfyUI's own.
+    Fails if the dit_reference write pass keeps a c_concat longer than its one frame (0.3.75: torch.cat error)."""
+    fx = F.build("wan22_i2v_a14b", frames=T)
+    m, pos, neg, lat = fx
+    before = {k: F.model_fingerprint(e) for k, e in fx.experts.items()}
+    core_error = core_windows_work(fx)
+    if core_error is not None:
+        assert concat_not_cut(core_error), core_error
+    reuse_args = dict(total_frames=T + 2, overlap=2, noise_recycle=4.0, guidance_ratio=0.5, fnr=True,
+                      overlap_mode="forward", seed=7, steps=2, cfg=2.0, sampler_name="euler", scheduler="simple",
+                      denoise=1.0, condition_on_previous=True)
+    for expert in fx.experts.values():
+        base = wan_windows(expert)
+        plain = None if core_error is not None else F.sample_ksampler(base, pos, neg, lat, seed=3)
+        for name, patch in WAN_PATCHES.items():
+            if core_error is not None:
+                with pytest.raises(Exception, match=rf"\[{name}\] {CONCAT_NOT_CUT}"):
+                    F.sample_ksampler(patch(base, True), pos, neg, lat, seed=3)
+                continue
+            assert torch.equal(F.sample_ksampler(patch(base, False), pos, neg, lat, seed=3), plain), name
+            out = F.sample_ksampler(patch(base, True), pos, neg, lat, seed=3)
+            assert torch.isfinite(out).all() and not torch.equal(out, plain), name
+        if core_error is not None:
+            with pytest.raises(Exception, match=rf"\[IterativeReuseSampler\] {CONCAT_NOT_CUT}"):
+                F.run_node("IterativeReuseSampler", base, pos, neg, lat, **reuse_args)
+        else:
+            out = F.run_node("IterativeReuseSampler", base, pos, neg, lat, **reuse_args)[0]["samples"]
+            assert out.shape[2] == T + 2 and torch.isfinite(out).all()
+    for k, e in fx.experts.items():
+        F.assert_same_fingerprint(before[k], F.model_fingerprint(e))

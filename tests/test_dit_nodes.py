@@ -8,7 +8,8 @@ import torch
 
 from support import families as F
 
-FAMILIES = list(F.MAIN_VIDEO_FAMILIES) + ["wan22_ti2v_5b"]
+# + Wan 2.2 I2V A14B (both experts' class), and the audio-video families of ComfyUI 0.33 (skipped on 0.3.75)
+FAMILIES = list(F.MAIN_VIDEO_FAMILIES) + ["wan22_ti2v_5b", "wan22_i2v_a14b"] + list(F.AV_FAMILIES)
 T = 4  # latent frames of one clip
 
 
@@ -36,11 +37,12 @@ def test_noise_node_samples_and_base_ratio_zero_is_random_noise(fx):
     before = F.model_fingerprint(m)
     plain = F.sample_custom_advanced(m, pos, neg, lat, seed=3)
     zero = F.run_node("BaseResidualNoise", 3, "shared", 0.0, 1.0, -1, "")[0]
-    assert torch.equal(F.sample_custom_advanced(m, pos, neg, lat, noise=zero), plain)
+    assert F.same(F.sample_custom_advanced(m, pos, neg, lat, noise=zero), plain)
     noise = F.run_node("BaseResidualNoise", 3, "shared", 0.5, 1.0, -1, "")[0]
     out = F.sample_custom_advanced(m, pos, neg, lat, noise=noise)
-    assert out.shape == lat["samples"].shape and torch.isfinite(out).all()
-    assert not torch.equal(out, plain)
+    assert F.video_part(out).shape == F.video_part(lat["samples"]).shape
+    assert all(torch.isfinite(t).all() for t in F.streams(out))
+    assert not torch.equal(F.video_part(out), F.video_part(plain))
     F.assert_same_fingerprint(before, F.model_fingerprint(m))
 
 
@@ -49,14 +51,14 @@ def test_noise_model_patch_matches_noise_node_and_zero_is_identity(fx):
     before = F.model_fingerprint(m)
     plain = F.sample_ksampler(m, pos, neg, lat, seed=3)
     zero = F.run_node("BaseResidualNoiseModel", m, "shared", 0.0, 1.0, -1, True, False, "")[0]
-    assert torch.equal(F.sample_ksampler(zero, pos, neg, lat, seed=3), plain)
+    assert F.same(F.sample_ksampler(zero, pos, neg, lat, seed=3), plain)
     for mode in ("shared", "progressive"):
         patched = F.run_node("BaseResidualNoiseModel", m, mode, 0.5, 1.0, -1, True, False, "")[0]
         noise = F.run_node("BaseResidualNoise", 3, mode, 0.5, 1.0, -1, "")[0]
         a = F.sample_ksampler(patched, pos, neg, lat, seed=3)
         # KSampler + model patch and SamplerCustomAdvanced + NOISE node start from the same noise
-        assert torch.equal(a, F.sample_custom_advanced(m, pos, neg, lat, noise=noise))
-        assert not torch.equal(a, plain)
+        assert F.same(a, F.sample_custom_advanced(m, pos, neg, lat, noise=noise))
+        assert not torch.equal(F.video_part(a), F.video_part(plain))
     F.assert_same_fingerprint(before, F.model_fingerprint(m))
 
 
@@ -69,7 +71,15 @@ def reuse(model, pos, neg, lat, **kw):
     return F.run_node("IterativeReuseSampler", model, pos, neg, lat, **args)[0]["samples"]
 
 
+def skip_av(fx):
+    if fx.spec.audio:
+        with pytest.raises(Exception, match=r"\[IterativeReuseSampler\] input 'latent_image'.*audio-video.*not implemented"):
+            reuse(*fx)
+        pytest.skip(f"{fx.spec.label}: IterativeReuseSampler does not split the audio stream into clips yet (named error)")
+
+
 def test_iterative_reuse_clip_by_clip_on_5d_latents(fx):
+    skip_av(fx)
     m, pos, neg, lat = fx
     before = F.model_fingerprint(m)
     out = reuse(m, pos, neg, lat)
@@ -84,6 +94,7 @@ def test_iterative_reuse_clip_by_clip_on_5d_latents(fx):
 
 
 def test_iterative_reuse_prompt_travel_on_5d_latents(fx):
+    skip_av(fx)
     m, pos, neg, lat = fx
     other = F.conditioning(fx.family, seed=40)
     clips = F.run_node("PerClipConditioning", other, 1, F.run_node("PerClipConditioning", pos, 1)[0])[0]
@@ -99,10 +110,12 @@ def test_motion_smoothing_patch_along_t(fx):
     before = F.model_fingerprint(m)
     plain = F.sample_ksampler(m, pos, neg, lat, seed=3)
     zero = F.run_node("MotionSmoothingPatch", m, 0.0, 1.0, 0.0, 1.0)[0]
-    assert torch.equal(F.sample_ksampler(zero, pos, neg, lat, seed=3), plain)
+    assert F.same(F.sample_ksampler(zero, pos, neg, lat, seed=3), plain)
     smooth = F.run_node("MotionSmoothingPatch", m, 1.0, 1.0, 0.0, 1.0)[0]
     out = F.sample_ksampler(smooth, pos, neg, lat, seed=3)
-    assert out.shape == plain.shape and torch.isfinite(out).all()
+    assert [t.shape for t in F.streams(out)] == [t.shape for t in F.streams(plain)]
+    assert all(torch.isfinite(t).all() for t in F.streams(out))
+    out, plain = F.video_part(out), F.video_part(plain)
     assert roughness(out) < 0.7 * roughness(plain), (roughness(out), roughness(plain))
     F.assert_same_fingerprint(before, F.model_fingerprint(m))
 
@@ -110,32 +123,45 @@ def test_motion_smoothing_patch_along_t(fx):
 # ------------------------------------------------------------------------------------- Motion nodes on 5-D LATENTs
 def test_motion_nodes_along_t_of_a_sampled_video(fx):
     m, pos, neg, lat = fx
-    video = {"samples": F.sample_ksampler(m, pos, neg, lat, seed=3)}
-    x = video["samples"]
+    sampled = F.sample_ksampler(m, pos, neg, lat, seed=3)
+    video = {"samples": sampled}
+    x, audio = F.video_part(sampled), F.audio_part(sampled)   # audio: LTX-2 / MiniMax H3 (else None)
+
+    def combine(content, motion):
+        out = F.run_node("MotionCombiner", content, motion)[0]["samples"]
+        if audio is not None:  # the audio stream passes the motion nodes bit for bit
+            assert F.is_av(out) and torch.equal(F.audio_part(out), audio)
+        return F.video_part(out)
+
     content, _, motion = F.run_node("MotionDecomposer", video, "first frame")
-    assert content["samples"].shape == (x.shape[0], x.shape[1], 1, *x.shape[3:])
-    assert torch.equal(content["samples"], x[:, :, :1])
-    back = F.run_node("MotionCombiner", content, motion)[0]["samples"]
+    c = F.video_part(content["samples"])
+    assert c.shape == (x.shape[0], x.shape[1], 1, *x.shape[3:])
+    assert torch.equal(c, x[:, :, :1])
+    if audio is not None:
+        assert torch.equal(F.audio_part(content["samples"]), audio)
+    back = combine(content, motion)
     torch.testing.assert_close(back, x, rtol=0, atol=1e-5)
     unchanged = F.run_node("MotionScale", motion, 1.0)[0]
-    torch.testing.assert_close(F.run_node("MotionCombiner", content, unchanged)[0]["samples"], x, rtol=0, atol=1e-5)
-    still = F.run_node("MotionCombiner", content, F.run_node("MotionScale", motion, 0.0)[0])[0]["samples"]
+    torch.testing.assert_close(combine(content, unchanged), x, rtol=0, atol=1e-5)
+    still = combine(content, F.run_node("MotionScale", motion, 0.0)[0])
     assert torch.equal(still, x[:, :, :1].expand_as(x))  # no motion: every latent frame is the first one
-    smoothed = F.run_node("MotionCombiner", content, F.run_node("MotionSmooth", motion, "gaussian", 1.5)[0])[0]
-    assert roughness(smoothed["samples"]) < roughness(x)
-    clamped = F.run_node("MotionCombiner", content, F.run_node("MotionClamp", motion, 0.5)[0])[0]["samples"]
+    smoothed = combine(content, F.run_node("MotionSmooth", motion, "gaussian", 1.5)[0])
+    assert roughness(smoothed) < roughness(x)
+    clamped = combine(content, F.run_node("MotionClamp", motion, 0.5)[0])
     assert clamped.shape == x.shape and torch.isfinite(clamped).all()
 
 
 # ------------------------------------------------------------------------------------- Wan 2.2 A14B: two experts
-def test_wan22_two_experts_noise_on_the_high_noise_expert():
-    """Wan 2.2 A14B samples with a high-noise and a low-noise expert in two KSamplerAdvanced (the second with
-    add_noise disabled). BaseResidualNoiseModel on the first shapes the initial noise; on the second it has no
-    noise to change and is a no-op."""
+@pytest.mark.parametrize("family", ["wan22_t2v", "wan22_i2v_a14b"])
+def test_wan22_two_experts_noise_on_the_high_noise_expert(family):
+    """Wan 2.2 A14B (T2V, and I2V: the fixture's two experts) samples with a high-noise and a low-noise expert in two
+    KSamplerAdvanced (the second with add_noise disabled). BaseResidualNoiseModel on the first shapes the initial
+    noise; on the second it has no noise to change and is a no-op."""
     import nodes
 
-    high, pos, neg, lat = F.build("wan22_t2v", frames=T, seed=0)
-    low = F.build_model("wan22_t2v", seed=1)
+    fx = F.build(family, frames=T, seed=0)
+    high, pos, neg, lat = fx
+    low = fx.experts["low_noise"] if fx.experts else F.build_model(family, seed=1)
     ksa = nodes.KSamplerAdvanced()
 
     def two_experts(h, lo):
@@ -228,3 +254,44 @@ def test_condition_on_previous_needs_an_image_to_video_model():
     model, pos, neg, lat = F.build("wan21_t2v", frames=T)
     with pytest.raises(Exception, match=r"\[IterativeReuseSampler\] input 'condition_on_previous'.*image-to-video"):
         reuse(model, pos, neg, lat, condition_on_previous=True)
+
+
+# ------------------------------------------------------------------------------------- LTX-2 / MiniMax H3: audio untouched
+@pytest.mark.parametrize("family", list(F.AV_FAMILIES))
+def test_video_only_patches_hand_the_audio_stream_through_bit_identical(family):
+    """On an audio-video latent our noise and smoothing act on the video stream only: the audio noise is ComfyUI's
+    own for the seed, and at every model call the smoothing returns the audio part of the packed denoised latent
+    unchanged while its video part changes. (The SAMPLED audio does change with the video: both models attend
+    across the streams.) Fails if noise.py / motion.py treat the flat pack as one tensor (comfy_compat.latent_streams)."""
+    import comfy.patcher_extension
+    import comfy.utils
+
+    fx = F.build(family, frames=T)
+    m, pos, neg, lat = fx
+    before = F.model_fingerprint(m)
+    ours = F.run_node("BaseResidualNoise", 3, "progressive", 0.5, 1.0, -1, "")[0].generate_noise(lat)
+    random = F._unwrap(F._custom_sampler_nodes().RandomNoise.execute(3))[0].generate_noise(lat)
+    assert torch.equal(F.audio_part(ours), F.audio_part(random))
+    assert not torch.equal(F.video_part(ours), F.video_part(random))
+
+    seen = []   # the noise the sampler gets from the model patch, unpacked
+    patched = F.run_node("BaseResidualNoiseModel", m, "progressive", 0.5, 1.0, -1, True, False, "")[0].clone()
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "test.noise",
+                                 lambda ex, noise, *a, **kw: (seen.append(comfy.utils.unpack_latents(
+                                     noise, kw["latent_shapes"])), ex(noise, *a, **kw))[1])
+    F.sample_ksampler(patched, pos, neg, lat, seed=3)
+    assert torch.equal(seen[0][1], F.audio_part(random)) and torch.equal(seen[0][0], F.video_part(ours))
+
+    calls = []
+    probe = m.clone()
+    probe.set_model_sampler_post_cfg_function(lambda a: (calls.append(["in", a["denoised"].clone()]), a["denoised"])[1])
+    smooth = F.run_node("MotionSmoothingPatch", probe, 1.0, 1.0, 0.0, 1.0)[0]
+    smooth.set_model_sampler_post_cfg_function(lambda a: (calls[-1].append(a["denoised"]), a["denoised"])[1])
+    F.sample_ksampler(smooth, pos, neg, lat, seed=3)
+    shapes = [t.shape for t in F.streams(lat["samples"])]
+    for _, x_in, x_out in calls:
+        (v_in, a_in), (v_out, a_out) = comfy.utils.unpack_latents(x_in, shapes), comfy.utils.unpack_latents(x_out, shapes)
+        assert torch.equal(a_out, a_in)
+    assert any(not torch.equal(comfy.utils.unpack_latents(i, shapes)[0], comfy.utils.unpack_latents(o, shapes)[0])
+               for _, i, o in calls)
+    F.assert_same_fingerprint(before, F.model_fingerprint(m))

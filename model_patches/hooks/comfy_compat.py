@@ -16,6 +16,11 @@ table lists the same items for users.
   pack's own table (``model_patches.video.TEMPORAL_COMPRESSION``) is the fallback for older ComfyUI.
 - **fix_empty_latent_channels(model, latent, downscale_ratio_spacial, downscale_ratio_temporal)** (0.33 takes the
   LATENT's ``downscale_ratio_*`` keys and calls the format's ``fix_empty_latent``): :func:`fix_empty_latent`.
+- **audio-video latents** (0.33: the audio-video model classes): a LATENT's ``samples`` is a
+  ``comfy.nested_tensor.NestedTensor`` of streams (video first, then audio); the sampler packs it flat
+  (``comfy.utils.pack_latents``: ``[B, 1, N]``, shapes in ``BaseModel.latent_shapes`` and the ``latent_shapes``
+  argument of OUTER_SAMPLE). :func:`latent_streams` gives the streams in either form and puts them back; the
+  techniques act on the first (video) stream, ComfyUI's primary modality, and pass the others through untouched.
 - **set_step** of ``IndexListContextHandler`` (0.3.75 fails for a latent batch above 1; fixed later): probed, not
   assumed, in :mod:`.core_windows`.
 """
@@ -66,3 +71,26 @@ def fix_empty_latent(model, latent: dict):
     if _takes_downscale_ratios(fn):
         return fn(model, latent["samples"], latent.get("downscale_ratio_spacial"), latent.get("downscale_ratio_temporal"))
     return fn(model, latent["samples"])
+
+
+def latent_streams(x, latent_shapes=None):
+    """``(streams, join)``: the streams of a multi-stream (audio-video) latent, the first the video, and a function
+    that puts (changed) streams back in ``x``'s form: a NestedTensor LATENT (0.33 ``comfy.nested_tensor``), or the
+    sampler's flat pack with its ``latent_shapes`` (``comfy.utils.unpack_latents`` / ``pack_latents``). A one-stream
+    latent: ``([x], join)``. Streams passed back unchanged come out bit-identical."""
+    if getattr(x, "is_nested", False):
+        import comfy.nested_tensor
+
+        return list(x.unbind()), lambda s: comfy.nested_tensor.NestedTensor(list(s))
+    if latent_shapes is not None and len(latent_shapes) > 1:
+        import comfy.utils
+
+        return list(comfy.utils.unpack_latents(x, latent_shapes)), lambda s: comfy.utils.pack_latents(list(s))[0]
+    return [x], lambda s: s[0]
+
+
+def sampling_latent_shapes(model) -> list | None:
+    """The stream shapes of the latent ``model`` (a ``BaseModel``) samples now, when the sampler packed several
+    (0.33 sets ``BaseModel.latent_shapes`` in ``CFGGuider.inner_sample``), else None."""
+    shapes = getattr(model, "latent_shapes", None)
+    return shapes if shapes is not None and len(shapes) > 1 else None

@@ -7,6 +7,12 @@ compares the per-sample timestep with the sampling sigmas and raises (a shape er
 batch holds more than one sample: every SD1.5 / AnimateDiff video (frames on the batch axis) and video
 models sampled with batch_size > 1. :func:`batch_problem` finds that before sampling, by calling
 ``set_step`` on a copy of the handler, so a newer ComfyUI that fixed it is not refused.
+
+A second one: ComfyUI 0.3.75's ``IndexListContextHandler.get_resized_cond`` cuts only conditioning with fewer
+dimensions than the window's axis, so a 5-D ``c_concat`` (the image + mask channels an image-to-video model
+concatenates to its latent) reaches the model at full length beside the window's latent and ComfyUI fails
+(``Sizes of tensors must match`` in ``BaseModel._apply_model``). 0.33 cuts it. :func:`concat_problem` finds
+it at the model call, from the shapes ComfyUI hands the model (behaviour, not version).
 """
 from __future__ import annotations
 
@@ -37,15 +43,52 @@ def batch_problem(model_options: dict, x: torch.Tensor) -> str | None:
     return None
 
 
+def concat_problem(x, c_concat, transformer_options: dict | None) -> str | None:
+    """Why this model call under a core context window cannot run: the concat conditioning was not cut to the
+    window (its frame count differs from the window latent's), or None."""
+    window = (transformer_options or {}).get("context_window")
+    if window is None or not torch.is_tensor(x) or not torch.is_tensor(c_concat) or c_concat.ndim != x.ndim:
+        return None
+    dim = getattr(window, "dim", 2)
+    if dim >= x.ndim or dim == 0 or c_concat.shape[dim] == x.shape[dim]:
+        return None
+    return (f"ComfyUI's core context windows in this ComfyUI version do not cut the model's concat conditioning "
+            f"(c_concat: the image and mask channels an image-to-video model takes beside its latent, "
+            f"{c_concat.shape[dim]} frames) to the window ({x.shape[dim]} frames), so ComfyUI itself cannot sample "
+            f"this model in core context windows (it fails with 'Sizes of tensors must match'). A newer ComfyUI "
+            f"(0.33) cuts it; or make the long video clip by clip (iterative reuse sampling) without core windows")
+
+
 GUARD_KEY = "coherent_video.core_windows_guard"
+
+
+def add_concat_guard(model_patcher, reporter) -> None:
+    """Add an APPLY_MODEL wrapper to ``model_patcher`` (a clone of ours) that raises ``reporter``'s error, naming
+    the node's ``model`` input, when :func:`concat_problem` finds one, before ComfyUI's own error."""
+    import comfy.patcher_extension
+
+    from ..errors import ParameterError
+
+    def apply_model(executor, x, t, c_concat=None, *args, **kwargs):
+        to = kwargs.get("transformer_options", args[2] if len(args) > 2 else None)
+        problem = concat_problem(x, c_concat, to)
+        if problem is not None:
+            raise reporter.error(ParameterError("model", problem))
+        return executor(x, t, c_concat, *args, **kwargs)
+
+    model_patcher.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, GUARD_KEY)
+    model_patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, GUARD_KEY, apply_model)
 
 
 def add_batch_guard(model_patcher, reporter) -> None:
     """Add an OUTER_SAMPLE wrapper to ``model_patcher`` (a clone of ours) that raises ``reporter``'s error,
-    naming the node's ``model`` input, when :func:`batch_problem` finds one, before ComfyUI's own error."""
+    naming the node's ``model`` input, when :func:`batch_problem` finds one, before ComfyUI's own error; and the
+    concat guard (:func:`add_concat_guard`)."""
     import comfy.patcher_extension
 
     from ..errors import ParameterError
+
+    add_concat_guard(model_patcher, reporter)
 
     def outer_sample(executor, noise, *args, **kwargs):
         problem = batch_problem(getattr(executor.class_obj, "model_options", None), noise)

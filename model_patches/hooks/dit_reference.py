@@ -129,7 +129,9 @@ class DitReferenceWriter:
             if not (torch.is_tensor(v) and v.ndim > 0 and v.shape[0] == batch):
                 return v
             v = v[row:row + 1]
-            if v.ndim == 5 and v.shape[2] == frames:   # per-frame conditioning (concat latents): frame 0
+            # per-frame conditioning (concat latents): frame 0; also when core windows left it longer than the
+            # window (ComfyUI 0.3.75 does not cut c_concat; the concat guard then names that, core_windows.py)
+            if v.ndim == 5 and v.shape[2] >= frames:
                 v = v[:, :, :1]
             return v
 

@@ -20,6 +20,7 @@ import torch
 from ..errors import Reporter
 from ..motion import apply_frame_operator, motion_smoothing_matrix
 from ..video import frame_axis
+from .comfy_compat import latent_streams, sampling_latent_shapes
 from .core_windows import add_batch_guard
 from .state import SigmaRange
 
@@ -50,6 +51,12 @@ class MotionSmoothingPostCFG:
         denoised = args["denoised"]
         if self.s.strength == 0.0 or self.s.sigma_frames <= 0.0:
             return denoised
+        streams, join = latent_streams(denoised, sampling_latent_shapes(args.get("model")))
+        if len(streams) > 1:  # packed audio-video latent: smooth the video stream, the audio passes untouched
+            return join([self._smooth(streams[0], args)] + streams[1:])
+        return self._smooth(denoised, args)
+
+    def _smooth(self, denoised: torch.Tensor, args: dict) -> torch.Tensor:
         dim = frame_axis(denoised)
         num_frames = denoised.shape[dim]
         if num_frames < 3 or not self.active(args["sigma"], getattr(args.get("model"), "model_sampling", None)):

@@ -20,8 +20,8 @@ import comfy.sample
 from ..errors import ParameterError, Reporter
 from ..noise import correlated_noise, derived_seed, resolve_key_frame
 from ..video import first_latent_gap, frame_axis, temporal_compression
-from .comfy_compat import core_freenoise_active
-from .core_windows import batch_problem
+from .comfy_compat import core_freenoise_active, latent_streams
+from .core_windows import add_concat_guard, batch_problem
 
 WRAPPER_KEY = "coherent_video.base_residual_noise"
 
@@ -56,16 +56,18 @@ class NoiseSettings:
                 raise ParameterError("key_frame", f"{self.key_frame} is beyond the {frames}-frame batch "
                                                   f"(use 0..{frames - 1}, or -1 for the center frame (F-1)//2)")
 
-    def apply(self, residual: torch.Tensor, seed: int, inplace: bool = False) -> torch.Tensor:
-        """Correlate ComfyUI's independent per-frame noise ``residual`` across frames."""
+    def apply(self, residual: torch.Tensor, seed: int, inplace: bool = False, latent_shapes=None) -> torch.Tensor:
+        """Correlate ComfyUI's independent per-frame noise ``residual`` across frames (of the video stream of an
+        audio-video latent: NestedTensor, or packed with ``latent_shapes``; comfy_compat.latent_streams)."""
         try:
-            return self._apply(residual, seed, inplace)
+            return self._apply(residual, seed, inplace, latent_shapes)
         except ParameterError as e:
             raise self.reporter.error(e) from None
 
-    def _apply(self, residual: torch.Tensor, seed: int, inplace: bool) -> torch.Tensor:
-        if residual.is_nested:
-            raise ParameterError("latent", "nested (multi-shape) latents are not supported")
+    def _apply(self, residual: torch.Tensor, seed: int, inplace: bool, latent_shapes=None) -> torch.Tensor:
+        streams, join = latent_streams(residual, latent_shapes)
+        if len(streams) > 1:  # audio-video latent: the video stream; the audio keeps ComfyUI's noise bit for bit
+            return join([self._apply(streams[0], seed, inplace)] + streams[1:])
         self.validate_for(residual)
         fd = self.frame_dim(residual)
         if residual.shape[fd] == 1:
@@ -184,11 +186,11 @@ def make_outer_sample_wrapper(settings: NoiseSettings):
         if initial_noise and core_freenoise_active(getattr(guider, "model_options", None)):
             settings.reporter.warning(CORE_FREENOISE_WARNING)
         packed = latent_shapes is not None and len(latent_shapes) > 1
-        if seed is not None and not packed:
+        if seed is not None:
             run = _with_model_compression(settings, getattr(guider, "model_patcher", None))
             if initial_noise and bool(noise.ne(0).any()):
-                noise = run.apply(noise, seed)
-            if per_step_noise and _accepts_noise_sampler(sampler) and noise.shape[run.frame_dim(noise)] > 1:
+                noise = run.apply(noise, seed, latent_shapes=latent_shapes)   # packed AV: the video stream only
+            if not packed and per_step_noise and _accepts_noise_sampler(sampler) and noise.shape[run.frame_dim(noise)] > 1:
                 sampler = copy.copy(sampler)
                 sampler.extra_options = dict(sampler.extra_options)
                 sampler.extra_options["noise_sampler"] = CorrelatedNoiseSampler(run, noise, seed)
@@ -204,4 +206,5 @@ def patch(model, settings: NoiseSettings):
     m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
                            make_outer_sample_wrapper(settings))
+    add_concat_guard(m, settings.reporter)   # core windows that cannot cut c_concat (core_windows.py)
     return m

@@ -37,6 +37,7 @@ from ..reuse import (forward_reuse_noise, hold_colour, latent_colour_stats, over
 from ..errors import Reporter
 from ..video import frame_axis
 from .comfy_compat import fix_empty_latent
+from .core_windows import add_concat_guard
 from .previous_frames import with_previous_frames
 
 WRAPPER_KEY = "coherent_video.iterative_reuse"
@@ -252,11 +253,13 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     retraced_mask = retrace_mask(noise_mask, latent_image.ndim, n_frames, retraced, sources)
     replay = TrajectoryReplay(n_frames, overlap, stage, fd, sources)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, replay)
+    add_concat_guard(m, s.reporter)   # core windows that cannot cut c_concat (core_windows.py)
     switch = min(max(int(s.low_noise_start_step), 0), n_steps) if model_low_noise is not None else n_steps
     m_low = None
     if switch < n_steps:
         m_low = model_low_noise.clone()
         m_low.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, replay)
+        add_concat_guard(m_low, s.reporter)
     sampler = comfy.samplers.sampler_object(s.sampler_name)
 
     out_shape = list(latent_image.shape)
