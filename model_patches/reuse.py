@@ -235,3 +235,27 @@ def hold_colour(x: torch.Tensor, ref_mean: torch.Tensor, ref_std: torch.Tensor, 
     mu, sigma = latent_colour_stats(x)
     held = (x.float() - mu) / (sigma + eps) * ref_std.to(mu) + ref_mean.to(mu)
     return (x.float() + float(strength) * (held - x.float())).to(x.dtype)
+
+
+def retrace_frames(x: torch.Tensor, fd: int, count: int, sources: list[int], source: torch.Tensor | None = None):
+    """``x`` with frames k < ``count`` replaced by frame ``sources[k]`` of ``source`` (default ``x``)."""
+    if count <= 0:
+        return x
+    src = x if source is None else source
+    dst_idx = torch.arange(count, device=x.device)
+    return x.index_copy(fd, dst_idx, src.index_select(fd, torch.tensor(sources[:count], device=x.device)))
+
+
+def retrace_mask(mask, latent_ndim: int, n_frames: int, count: int, sources: list[int]):
+    """The noise mask with re-traced frames taking their source frame's mask, when the mask has one
+    mask per frame (a mask shared by all frames needs nothing)."""
+    if mask is None or count <= 0:
+        return mask
+    if latent_ndim == 5:
+        if mask.ndim == 5 and mask.shape[2] == n_frames:
+            return retrace_frames(mask, 2, count, sources)
+        return mask
+    per_frame = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1])
+    if per_frame.shape[0] == n_frames:
+        return retrace_frames(per_frame, 0, count, sources)
+    return mask

@@ -33,7 +33,7 @@ import comfy.samplers
 import comfy.utils
 
 from ..reuse import (forward_reuse_noise, hold_colour, latent_colour_stats, overlap_order, overlap_sources, place_clip,
-                    plan_clips, reverse_reuse_noise, staged_guidance_steps)
+                    plan_clips, retrace_frames, retrace_mask, reverse_reuse_noise, staged_guidance_steps)
 from ..errors import Reporter
 from ..video import frame_axis
 from .comfy_compat import fix_empty_latent
@@ -208,30 +208,6 @@ def _previewer(model):
         return None
 
 
-def _retrace_frames(x: torch.Tensor, fd: int, count: int, sources: list[int], source: torch.Tensor | None = None):
-    """``x`` with frames k < ``count`` replaced by frame ``sources[k]`` of ``source`` (default ``x``)."""
-    if count <= 0:
-        return x
-    src = x if source is None else source
-    dst_idx = torch.arange(count, device=x.device)
-    return x.index_copy(fd, dst_idx, src.index_select(fd, torch.tensor(sources[:count], device=x.device)))
-
-
-def _retrace_mask(mask, latent_ndim: int, n_frames: int, count: int, sources: list[int]):
-    """The noise mask with re-traced frames taking their source frame's mask, when the mask has one
-    mask per frame (a mask shared by all frames needs nothing)."""
-    if mask is None or count <= 0:
-        return mask
-    if latent_ndim == 5:
-        if mask.ndim == 5 and mask.shape[2] == n_frames:
-            return _retrace_frames(mask, 2, count, sources)
-        return mask
-    per_frame = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1])
-    if per_frame.shape[0] == n_frames:
-        return _retrace_frames(per_frame, 0, count, sources)
-    return mask
-
-
 def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=None,
         clip_positives: list | None = None, step_callback=None, model_low_noise=None) -> dict:
     """Sample ``settings.total_frames`` frames clip by clip with FNR + PNS + DSG; returns a LATENT dict.
@@ -273,8 +249,8 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     reuse_noise = forward_reuse_noise if order == "forward" else reverse_reuse_noise
     guided_at_0 = sum(1 for n in stage if n > 0)
     retraced = overlap if fnr else guided_at_0  # overlap frames that start from the previous clip's noise
-    retrace_latent = _retrace_frames(latent_image, fd, retraced, sources)
-    retrace_mask = _retrace_mask(noise_mask, latent_image.ndim, n_frames, retraced, sources)
+    retrace_latent = retrace_frames(latent_image, fd, retraced, sources)
+    retraced_mask = retrace_mask(noise_mask, latent_image.ndim, n_frames, retraced, sources)
     replay = TrajectoryReplay(n_frames, overlap, stage, fd, sources)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, replay)
     add_concat_guard(m, s.reporter)   # core windows that cannot cut c_concat (core_windows.py)
@@ -308,7 +284,7 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
                 if not fnr and guided_at_0:
                     # DSG's step-0 overwrite (official code): guided overlap frames start from the
                     # noise of the frame they re-trace whatever FNR says.
-                    eps = _retrace_frames(eps, fd, guided_at_0, sources, prev_eps.to(eps))
+                    eps = retrace_frames(eps, fd, guided_at_0, sources, prev_eps.to(eps))
             replay.start_clip(replay=c > 0 and any(stage))
 
             def callback(step, x0, x, total, _c=c, _offset=0):
@@ -335,8 +311,9 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
                 guider.set_conds(clip_pos, clip_neg)
                 guider.set_cfg(cfg)
                 cb = lambda step, x0, x, total: callback(step, x0, x, total, _offset=offset)  # noqa: E731
-                return guider.sample(noise_, lat_, sampler, sigmas_, denoise_mask=noise_mask if first else retrace_mask,
-                                     callback=cb, disable_pbar=True, seed=clip_seed(noise_source.seed, c))
+                return guider.sample(noise_, lat_, sampler, sigmas_,
+                                     denoise_mask=noise_mask if first else retraced_mask, callback=cb,
+                                     disable_pbar=True, seed=clip_seed(noise_source.seed, c))
 
             start_latent = latent_image if first else retrace_latent
             if m_low is None:
