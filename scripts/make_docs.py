@@ -11,9 +11,12 @@ What comes from where, so that a doc cannot disagree with its node:
 - inputs (name, type, required, default, range or options, tooltip) and outputs: generated from the node info
   ComfyUI's ``/object_info`` serves (``GET_NODE_INFO_V1()`` of the V3 schema);
 - the model-support row: read from README.md's model-support table (the row named in ``PROSE``);
-- everything else, in one place: the ``PROSE`` dict below (what the node does, when to use it, notes on inputs,
-  what is approximated compared with the paper, and the measured figures with the command that made them, copied
-  from README.md, which quotes bench/results/*.json).
+- the short parts: the ``PROSE`` dict below (what the node does, when to use it, notes on inputs, what is
+  approximated compared with the paper, and the measured figures with the command that made them, copied from the
+  node's detail, which quotes bench/results/*.json);
+- the node's detail (paper, equations, implementation, approximations, every measurement): the files of
+  ``scripts/doc_sources/`` that ``DETAILS`` names, moved there from README.md, copied in as the doc's
+  ``## Details`` section (several nodes share one file where README described them together).
 ``tests/test_node_docs.py`` regenerates the docs in a temporary folder and compares them with web/docs/.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_DIR = ROOT / "web" / "docs"
 README = ROOT / "README.md"
+SOURCES = ROOT / "scripts" / "doc_sources"
 MODEL_TABLE_HEADER = "| node | SD1.5 U-Net | Wan 2.1 |"
 
 # Combo inputs whose options depend on the ComfyUI version or on the user's files: the doc names the list
@@ -65,7 +69,7 @@ _RANGE_NOTE = ("`start_frame`/`end_frame` choose the frames edited: the change f
 # summary: what the node does, in a user's words. when: when to use it. models: the first cell of the node's row
 # in README's model-support table, or None with models_text for nodes that take no model. inputs: notes added
 # to an input's tooltip. approx: what is approximated compared with the paper. measured: (figure, command) pairs,
-# figures copied from README.md.
+# figures copied from README.md's Benchmarks table or the node's detail in scripts/doc_sources/.
 PROSE = {
     "BaseResidualNoise": dict(
         summary="Makes the starting noise of the frames of a video related instead of independent: every frame "
@@ -441,7 +445,43 @@ PROSE = {
     ),
 }
 
+_MOTION_EDIT = ["motion_streams.md", "motion_edit.md", "motion_measured.md", "dit_motion.md"]
+# node -> the files of scripts/doc_sources/ that make its "## Details" section, in order
+DETAILS = {
+    "BaseResidualNoise": ["noise.md", "dit_noise.md"],
+    "BaseResidualNoiseModel": ["noise.md", "dit_noise.md"],
+    "IterativeReuseSampler": ["iterative_reuse.md", "dit_iterative_reuse.md"],
+    "PerClipConditioning": ["per_clip.md"],
+    "ReferenceImageCondition": ["reference.md", "attention_layer.md", "dit_attention.md"],
+    "CrossStreamAttention": ["cross_stream.md", "attention_layer.md", "dit_attention.md"],
+    "FlowTemporalUpsample": ["flow.md"],
+    "RIFELoader": ["flow.md"],
+    "LoadBundledClip": [],
+    "MotionDecomposer": ["motion_streams.md", "motion_decomposer.md", "motion_workflows.md", "motion_measured.md",
+                         "dit_motion.md"],
+    "MotionCombiner": ["motion_streams.md", "motion_combiner.md", "motion_workflows.md", "motion_measured.md",
+                       "dit_motion.md"],
+    "MotionScale": _MOTION_EDIT,
+    "MotionSmooth": _MOTION_EDIT,
+    "MotionClamp": _MOTION_EDIT,
+    "MotionSmoothingPatch": ["motion_streams.md", "motion_smoothing_patch.md", "motion_workflows.md",
+                             "motion_measured.md", "dit_motion.md"],
+}
+
 ID_PREFIX = "CoherentVideo_"
+
+
+def details(name: str) -> list[str]:
+    """The node's ``## Details`` lines: its DETAILS files, whose headings are ``###`` or deeper (a ``## `` line
+    would end the section early for a reader that splits the doc at its sections)."""
+    out = []
+    for fname in DETAILS[name]:
+        text = (SOURCES / fname).read_text(encoding="utf-8").strip("\n")
+        bad = [line for line in text.splitlines() if line.startswith(("# ", "## "))]
+        if bad:
+            raise ValueError(f"scripts/doc_sources/{fname}: headings in a detail must be ### or deeper: {bad}")
+        out += [text, ""]
+    return out
 
 
 def _cell(text) -> str:
@@ -515,11 +555,14 @@ def render(node_id: str, info: dict, readme: str) -> str:
     out += ["", "## Approximated compared with the paper", ""] + [f"- {a}" for a in prose["approx"]]
     out += ["", "## Measured", ""]
     if prose["measured"]:
-        out += ["Figures from `bench/results/*.json` and the tests, as README.md quotes them (CPU, a shared 2-core "
-                "machine, random weights: speed and wiring, not image quality).", ""]
+        out += ["Figures from `bench/results/*.json` and the tests, as README.md and the details below quote them "
+                "(CPU, a shared 2-core machine, random weights: speed and wiring, not image quality).", ""]
         out += [f"- {figure} Command: `{command}`" for figure, command in prose["measured"]]
     else:
         out += ["Nothing is benchmarked for this node; its tests check its behaviour and errors."]
+    if DETAILS[name]:
+        out += ["", "## Details", "", *details(name)]
+        out.pop()
     out += ["", f"More: the pack's [README]({_repository()}#readme).", ""]
     return "\n".join(out)
 
@@ -550,9 +593,9 @@ def node_infos() -> dict:
 def write_docs(out_dir: Path, infos: dict, readme: str | None = None) -> list[Path]:
     """Write one ``<NodeId>.md`` per node into ``out_dir``; returns the paths written."""
     readme = README.read_text(encoding="utf-8") if readme is None else readme
-    missing = sorted(set(i[len(ID_PREFIX):] for i in infos) - set(PROSE))
+    missing = sorted(set(i[len(ID_PREFIX):] for i in infos) - (set(PROSE) & set(DETAILS)))
     if missing:
-        raise KeyError(f"no PROSE entry for {missing}: add one to scripts/make_docs.py")
+        raise KeyError(f"no PROSE or DETAILS entry for {missing}: add them to scripts/make_docs.py")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for node_id in sorted(infos):
