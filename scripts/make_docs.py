@@ -469,6 +469,41 @@ DETAILS = {
 }
 
 ID_PREFIX = "CoherentVideo_"
+WORKFLOWS = ROOT / "workflows"
+# node -> the bundled template whose thumbnail its doc shows (the template must use the node). A model-free
+# template's thumbnail is a frame of its real output; an SD1.5/Wan template's is a picture of its graph (the tests
+# run those on random weights, which make noise). Nodes in no template show no picture.
+IMAGES = {
+    "BaseResidualNoise": "VideoFusion shared noise video - SD1.5",
+    "IterativeReuseSampler": "VidRD long video clip by clip - SD1.5",
+    "ReferenceImageCondition": "VideoGen reference image video - SD1.5",
+    "CrossStreamAttention": "Cross-frame attention video - SD1.5",
+    "FlowTemporalUpsample": "Frame interpolation x4 - no weights",
+    "LoadBundledClip": "Frame interpolation x4 - no weights",
+    "MotionDecomposer": "Motion transfer between two clips - no weights",
+    "MotionCombiner": "Motion transfer between two clips - no weights",
+    "MotionSmooth": "Motion transfer between two clips - no weights",
+    "MotionSmoothingPatch": "DSDN dual-stream video - SD1.5",
+}
+
+
+def image_file(template: str) -> str:
+    """The name the thumbnail gets in web/docs/images/ (no spaces: a markdown link stops at a space)."""
+    return "".join(c if c.isalnum() else "-" for c in template.lower()).replace("---", "-") + ".jpg"
+
+
+def image_lines(name: str, node_id: str) -> list[str]:
+    template = IMAGES.get(name)
+    if template is None:
+        return []
+    workflow = json.loads((WORKFLOWS / f"{template}.json").read_text(encoding="utf-8"))
+    if node_id not in {n["type"] for n in workflow["nodes"]}:
+        raise ValueError(f"IMAGES[{name!r}]: the template {template!r} does not use {node_id}")
+    what = ("a frame of its real output" if template.endswith("no weights") else
+            "a picture of its graph (the tests run it on random weights, which make noise, so no output is shown)")
+    return [f"![{template}](images/{image_file(template)})", "",
+            f"*The bundled template **{template}** (Workflow → Browse Templates → ComfyUI-CoherentVideo), which "
+            f"uses this node: {what}.*", ""]
 
 
 def details(name: str) -> list[str]:
@@ -522,7 +557,7 @@ def model_rows(readme: str) -> dict:
 def render(node_id: str, info: dict, readme: str) -> str:
     name = node_id[len(ID_PREFIX):]
     prose = PROSE[name]
-    out = [f"# {info.get('display_name') or node_id}", "", prose["summary"], "",
+    out = [f"# {info.get('display_name') or node_id}", "", prose["summary"], "", *image_lines(name, node_id),
            f"Node id `{node_id}`, category `{info.get('category')}`.", ""]
     if info.get("description"):
         out += [f"> {_cell(info['description'])}", ""]
@@ -591,7 +626,8 @@ def node_infos() -> dict:
 
 
 def write_docs(out_dir: Path, infos: dict, readme: str | None = None) -> list[Path]:
-    """Write one ``<NodeId>.md`` per node into ``out_dir``; returns the paths written."""
+    """Write one ``<NodeId>.md`` per node into ``out_dir``, and into ``out_dir/images/`` the template thumbnails
+    they show (byte copies of workflows/*.jpg); returns the paths written."""
     readme = README.read_text(encoding="utf-8") if readme is None else readme
     missing = sorted(set(i[len(ID_PREFIX):] for i in infos) - (set(PROSE) & set(DETAILS)))
     if missing:
@@ -603,7 +639,18 @@ def write_docs(out_dir: Path, infos: dict, readme: str | None = None) -> list[Pa
         path = out_dir / f"{node_id}.md"
         path.write_text(render(node_id, info, readme), encoding="utf-8")
         written.append(path)
+    for template in sorted({IMAGES[n[len(ID_PREFIX):]] for n in infos if n[len(ID_PREFIX):] in IMAGES}):
+        path = out_dir / "images" / image_file(template)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes((WORKFLOWS / f"{template}.jpg").read_bytes())
+        written.append(path)
     return written
+
+
+def doc_files(folder: Path) -> dict:
+    """relative path -> bytes of what the generator owns in a docs folder (the docs and their images)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted([*folder.glob("*.md"), *folder.glob("images/*")]) if p.is_file()}
 
 
 def main() -> int:
@@ -616,18 +663,20 @@ def main() -> int:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            fresh = {p.name: p.read_text(encoding="utf-8") for p in write_docs(Path(tmp), infos)}
-        have = {p.name: p.read_text(encoding="utf-8") for p in a.out.glob("*.md")}
+            write_docs(Path(tmp), infos)
+            fresh = doc_files(Path(tmp))
+        have = doc_files(a.out)
         stale = sorted(n for n in set(fresh) | set(have) if fresh.get(n) != have.get(n))
         if stale:
             print(f"out of date in {a.out}: {stale}; run python -m scripts.make_docs", file=sys.stderr)
             return 1
         print(f"{len(fresh)} docs up to date in {a.out}")
         return 0
-    stale = [p for p in a.out.glob(f"{ID_PREFIX}*.md") if p.stem not in infos]
-    for p in stale:
-        p.unlink()
-    for p in write_docs(a.out, infos):
+    written = write_docs(a.out, infos)
+    for p in [*a.out.glob(f"{ID_PREFIX}*.md"), *a.out.glob("images/*")]:
+        if p not in written:  # a removed node's doc, an image no doc shows any more
+            p.unlink()
+    for p in written:
         print(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p)
     return 0
 
