@@ -18,7 +18,7 @@ test:             ## the whole test suite: unit tests + integration tests inside
 test-unit:        ## the pure math only (tests/unit): torch, no ComfyUI on the path; seconds
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-browser:     ## every template opened in the real frontend (Debian chromium + Playwright); screenshots in output/browser/
+test-browser:     ## every template and every node's doc opened in the real frontend (Debian chromium + Playwright); screenshots in output/browser/
 	@command -v $(CHROMIUM) >/dev/null 2>&1 || { echo "installing Debian's chromium (apt-get)"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
 	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q -c .ci/constraints.txt $$(grep -i '^playwright' requirements-dev.txt)

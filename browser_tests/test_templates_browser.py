@@ -11,11 +11,9 @@ a picture of the whole graph for the others.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -25,12 +23,8 @@ from pathlib import Path
 import pytest
 
 from runner import ROOT, comfy_env
-from support.server import assert_pack_linked, comfy_server
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = ROOT / "output" / "browser"
+SHOTS = ROOT / "output" / "browser"  # (the server and the page are conftest.py's, shared with the docs test)
 TEMPLATES = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 MODEL_FREE = [t for t in TEMPLATES if t.endswith("no weights")]
 
@@ -53,50 +47,6 @@ NETWORK_NOISE = ("net::ERR_FAILED", "Failed to fetch", "Failed to load resource"
 def _get(url: str, timeout=10):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.status, r.headers.get("Content-Type", ""), r.read()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from support.fixtures import random_sd15_checkpoint
-
-    ckpt = Path(random_sd15_checkpoint())
-    tmp = tmp_path_factory.mktemp("browser")
-    assert_pack_linked()
-    with contextlib.ExitStack() as stack:
-        stack.callback(lambda: shutil.copy(tmp / "server.log", SHOTS / "server.log") if SHOTS.is_dir() else None)
-        srv = stack.enter_context(comfy_server(tmp, models_base=ckpt.parent.parent, user_dir=True,
-                                               extra_args=["--disable-auto-launch"]))
-        yield srv.base, tmp
-
-
-@pytest.fixture(scope="module")
-def browser_page(server):
-    from playwright.sync_api import sync_playwright
-
-    base, _ = server
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    blocked, console = [], []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        # 1920x1080, the most common desktop screen: frontend 1.49 fits a template to the window when it opens
-        ctx = browser.new_context(viewport={"width": 1920, "height": 1080})
-
-        def route(r):
-            if r.request.url.startswith(base):
-                r.continue_()
-            else:  # the frontend asks outside registries (releases, node packs, model sizes): no internet here
-                blocked.append(r.request.url)
-                r.abort()
-
-        ctx.route("**/*", route)
-        page = ctx.new_page()
-        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
-        page.goto(base, wait_until="domcontentloaded")
-        page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=180_000)
-        page.wait_for_timeout(2000)
-        yield page, base, blocked, console
-        browser.close()
 
 
 def _dialog_texts(page) -> list[str]:

@@ -11,9 +11,12 @@ What comes from where, so that a doc cannot disagree with its node:
 - inputs (name, type, required, default, range or options, tooltip) and outputs: generated from the node info
   ComfyUI's ``/object_info`` serves (``GET_NODE_INFO_V1()`` of the V3 schema);
 - the model-support row: read from README.md's model-support table (the row named in ``PROSE``);
-- everything else, in one place: the ``PROSE`` dict below (what the node does, when to use it, notes on inputs,
-  what is approximated compared with the paper, and the measured figures with the command that made them, copied
-  from README.md, which quotes bench/results/*.json).
+- the short parts: the ``PROSE`` dict below (what the node does, when to use it, notes on inputs, what is
+  approximated compared with the paper, and the measured figures with the command that made them, copied from the
+  node's detail, which quotes bench/results/*.json);
+- the node's detail (paper, equations, implementation, approximations, every measurement): the files of
+  ``scripts/doc_sources/`` that ``DETAILS`` names, moved there from README.md, copied in as the doc's
+  ``## Details`` section (several nodes share one file where README described them together).
 ``tests/test_node_docs.py`` regenerates the docs in a temporary folder and compares them with web/docs/.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_DIR = ROOT / "web" / "docs"
 README = ROOT / "README.md"
+SOURCES = ROOT / "scripts" / "doc_sources"
 MODEL_TABLE_HEADER = "| node | SD1.5 U-Net | Wan 2.1 |"
 
 # Combo inputs whose options depend on the ComfyUI version or on the user's files: the doc names the list
@@ -65,7 +69,7 @@ _RANGE_NOTE = ("`start_frame`/`end_frame` choose the frames edited: the change f
 # summary: what the node does, in a user's words. when: when to use it. models: the first cell of the node's row
 # in README's model-support table, or None with models_text for nodes that take no model. inputs: notes added
 # to an input's tooltip. approx: what is approximated compared with the paper. measured: (figure, command) pairs,
-# figures copied from README.md.
+# figures copied from README.md's Benchmarks table or the node's detail in scripts/doc_sources/.
 PROSE = {
     "BaseResidualNoise": dict(
         summary="Makes the starting noise of the frames of a video related instead of independent: every frame "
@@ -442,7 +446,78 @@ PROSE = {
     ),
 }
 
+_MOTION_EDIT = ["motion_streams.md", "motion_edit.md", "motion_measured.md", "dit_motion.md"]
+# node -> the files of scripts/doc_sources/ that make its "## Details" section, in order
+DETAILS = {
+    "BaseResidualNoise": ["noise.md", "dit_noise.md"],
+    "BaseResidualNoiseModel": ["noise.md", "dit_noise.md"],
+    "IterativeReuseSampler": ["iterative_reuse.md", "dit_iterative_reuse.md"],
+    "PerClipConditioning": ["per_clip.md"],
+    "ReferenceImageCondition": ["reference.md", "attention_layer.md", "dit_attention.md"],
+    "CrossStreamAttention": ["cross_stream.md", "attention_layer.md", "dit_attention.md"],
+    "FlowTemporalUpsample": ["flow.md"],
+    "RIFELoader": ["flow.md"],
+    "LoadBundledClip": [],
+    "MotionDecomposer": ["motion_streams.md", "motion_decomposer.md", "motion_workflows.md", "motion_measured.md",
+                         "dit_motion.md"],
+    "MotionCombiner": ["motion_streams.md", "motion_combiner.md", "motion_workflows.md", "motion_measured.md",
+                       "dit_motion.md"],
+    "MotionScale": _MOTION_EDIT,
+    "MotionSmooth": _MOTION_EDIT,
+    "MotionClamp": _MOTION_EDIT,
+    "MotionSmoothingPatch": ["motion_streams.md", "motion_smoothing_patch.md", "motion_workflows.md",
+                             "motion_measured.md", "dit_motion.md"],
+}
+
 ID_PREFIX = "CoherentVideo_"
+WORKFLOWS = ROOT / "workflows"
+# node -> the bundled template whose thumbnail its doc shows (the template must use the node). A model-free
+# template's thumbnail is a frame of its real output; an SD1.5/Wan template's is a picture of its graph (the tests
+# run those on random weights, which make noise). Nodes in no template show no picture.
+IMAGES = {
+    "BaseResidualNoise": "VideoFusion shared noise video - SD1.5",
+    "IterativeReuseSampler": "VidRD long video clip by clip - SD1.5",
+    "ReferenceImageCondition": "VideoGen reference image video - SD1.5",
+    "CrossStreamAttention": "Cross-frame attention video - SD1.5",
+    "FlowTemporalUpsample": "Frame interpolation x4 - no weights",
+    "LoadBundledClip": "Frame interpolation x4 - no weights",
+    "MotionDecomposer": "Motion transfer between two clips - no weights",
+    "MotionCombiner": "Motion transfer between two clips - no weights",
+    "MotionSmooth": "Motion transfer between two clips - no weights",
+    "MotionSmoothingPatch": "DSDN dual-stream video - SD1.5",
+}
+
+
+def image_file(template: str) -> str:
+    """The name the thumbnail gets in web/docs/images/ (no spaces: a markdown link stops at a space)."""
+    return "".join(c if c.isalnum() else "-" for c in template.lower()).replace("---", "-") + ".jpg"
+
+
+def image_lines(name: str, node_id: str) -> list[str]:
+    template = IMAGES.get(name)
+    if template is None:
+        return []
+    workflow = json.loads((WORKFLOWS / f"{template}.json").read_text(encoding="utf-8"))
+    if node_id not in {n["type"] for n in workflow["nodes"]}:
+        raise ValueError(f"IMAGES[{name!r}]: the template {template!r} does not use {node_id}")
+    what = ("a frame of its real output" if template.endswith("no weights") else
+            "a picture of its graph (the tests run it on random weights, which make noise, so no output is shown)")
+    return [f"![{template}](images/{image_file(template)})", "",
+            f"*The bundled template **{template}** (Workflow → Browse Templates → ComfyUI-CoherentVideo), which "
+            f"uses this node: {what}.*", ""]
+
+
+def details(name: str) -> list[str]:
+    """The node's ``## Details`` lines: its DETAILS files, whose headings are ``###`` or deeper (a ``## `` line
+    would end the section early for a reader that splits the doc at its sections)."""
+    out = []
+    for fname in DETAILS[name]:
+        text = (SOURCES / fname).read_text(encoding="utf-8").strip("\n")
+        bad = [line for line in text.splitlines() if line.startswith(("# ", "## "))]
+        if bad:
+            raise ValueError(f"scripts/doc_sources/{fname}: headings in a detail must be ### or deeper: {bad}")
+        out += [text, ""]
+    return out
 
 
 def _cell(text) -> str:
@@ -483,7 +558,7 @@ def model_rows(readme: str) -> dict:
 def render(node_id: str, info: dict, readme: str) -> str:
     name = node_id[len(ID_PREFIX):]
     prose = PROSE[name]
-    out = [f"# {info.get('display_name') or node_id}", "", prose["summary"], "",
+    out = [f"# {info.get('display_name') or node_id}", "", prose["summary"], "", *image_lines(name, node_id),
            f"Node id `{node_id}`, category `{info.get('category')}`.", ""]
     if info.get("description"):
         out += [f"> {_cell(info['description'])}", ""]
@@ -516,11 +591,14 @@ def render(node_id: str, info: dict, readme: str) -> str:
     out += ["", "## Approximated compared with the paper", ""] + [f"- {a}" for a in prose["approx"]]
     out += ["", "## Measured", ""]
     if prose["measured"]:
-        out += ["Figures from `bench/results/*.json` and the tests, as README.md quotes them (CPU, a shared 2-core "
-                "machine, random weights: speed and wiring, not image quality).", ""]
+        out += ["Figures from `bench/results/*.json` and the tests, as README.md and the details below quote them "
+                "(CPU, a shared 2-core machine, random weights: speed and wiring, not image quality).", ""]
         out += [f"- {figure} Command: `{command}`" for figure, command in prose["measured"]]
     else:
         out += ["Nothing is benchmarked for this node; its tests check its behaviour and errors."]
+    if DETAILS[name]:
+        out += ["", "## Details", "", *details(name)]
+        out.pop()
     out += ["", f"More: the pack's [README]({_repository()}#readme).", ""]
     return "\n".join(out)
 
@@ -549,11 +627,12 @@ def node_infos() -> dict:
 
 
 def write_docs(out_dir: Path, infos: dict, readme: str | None = None) -> list[Path]:
-    """Write one ``<NodeId>.md`` per node into ``out_dir``; returns the paths written."""
+    """Write one ``<NodeId>.md`` per node into ``out_dir``, and into ``out_dir/images/`` the template thumbnails
+    they show (byte copies of workflows/*.jpg); returns the paths written."""
     readme = README.read_text(encoding="utf-8") if readme is None else readme
-    missing = sorted(set(i[len(ID_PREFIX):] for i in infos) - set(PROSE))
+    missing = sorted(set(i[len(ID_PREFIX):] for i in infos) - (set(PROSE) & set(DETAILS)))
     if missing:
-        raise KeyError(f"no PROSE entry for {missing}: add one to scripts/make_docs.py")
+        raise KeyError(f"no PROSE or DETAILS entry for {missing}: add them to scripts/make_docs.py")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for node_id in sorted(infos):
@@ -561,7 +640,18 @@ def write_docs(out_dir: Path, infos: dict, readme: str | None = None) -> list[Pa
         path = out_dir / f"{node_id}.md"
         path.write_text(render(node_id, info, readme), encoding="utf-8")
         written.append(path)
+    for template in sorted({IMAGES[n[len(ID_PREFIX):]] for n in infos if n[len(ID_PREFIX):] in IMAGES}):
+        path = out_dir / "images" / image_file(template)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes((WORKFLOWS / f"{template}.jpg").read_bytes())
+        written.append(path)
     return written
+
+
+def doc_files(folder: Path) -> dict:
+    """relative path -> bytes of what the generator owns in a docs folder (the docs and their images)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted([*folder.glob("*.md"), *folder.glob("images/*")]) if p.is_file()}
 
 
 def main() -> int:
@@ -574,18 +664,20 @@ def main() -> int:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            fresh = {p.name: p.read_text(encoding="utf-8") for p in write_docs(Path(tmp), infos)}
-        have = {p.name: p.read_text(encoding="utf-8") for p in a.out.glob("*.md")}
+            write_docs(Path(tmp), infos)
+            fresh = doc_files(Path(tmp))
+        have = doc_files(a.out)
         stale = sorted(n for n in set(fresh) | set(have) if fresh.get(n) != have.get(n))
         if stale:
             print(f"out of date in {a.out}: {stale}; run python -m scripts.make_docs", file=sys.stderr)
             return 1
         print(f"{len(fresh)} docs up to date in {a.out}")
         return 0
-    stale = [p for p in a.out.glob(f"{ID_PREFIX}*.md") if p.stem not in infos]
-    for p in stale:
-        p.unlink()
-    for p in write_docs(a.out, infos):
+    written = write_docs(a.out, infos)
+    for p in [*a.out.glob(f"{ID_PREFIX}*.md"), *a.out.glob("images/*")]:
+        if p not in written:  # a removed node's doc, an image no doc shows any more
+            p.unlink()
+    for p in written:
         print(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p)
     return 0
 

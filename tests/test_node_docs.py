@@ -123,29 +123,51 @@ def test_doc_inputs_match_the_schema(comfy):
 
 def test_docs_are_what_the_generator_writes(comfy, tmp_path):
     infos = {i: comfy.NODE_CLASS_MAPPINGS[i].GET_NODE_INFO_V1() for i in pack_ids(comfy)}
-    fresh = {p.name: p.read_text(encoding="utf-8") for p in make_docs.write_docs(tmp_path, infos)}
-    have = {p.name: p.read_text(encoding="utf-8") for p in DOCS.glob("*.md")}
+    make_docs.write_docs(tmp_path, infos)
+    fresh, have = make_docs.doc_files(tmp_path), make_docs.doc_files(DOCS)  # the docs and their images, as bytes
     assert sorted(fresh) == sorted(have)
     stale = [n for n in fresh if fresh[n] != have[n]]
     assert not stale, f"web/docs is out of date for {stale}: run .venv/bin/python -m scripts.make_docs"
 
 
 def test_docs_quote_readme_figures_and_commands():
-    """Measured figures are copied from README.md (which quotes bench/results/*.json), never made up: every
-    decimal number and every bench command in a doc's Measured section appears in README.md."""
+    """Measured figures are copied from README.md or the node details in scripts/doc_sources/ (moved there from
+    README.md; both quote bench/results/*.json), never made up: every decimal number and every bench command in a
+    doc's Measured section appears in README.md or in a detail file. (Fails when a PROSE figure is edited to a
+    number that neither holds.)"""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    flat = " ".join(readme.split())
-    numbers = set(re.findall(r"\d+\.\d+", readme))
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in sorted(make_docs.SOURCES.glob("*.md")))
+    quoted = readme + "\n" + sources
+    flat = " ".join(quoted.split())
+    numbers = set(re.findall(r"\d+\.\d+", quoted))
     for path in sorted(DOCS.glob("*.md")):
         measured = section(path.read_text(encoding="utf-8"), "Measured")
         unknown = sorted(set(re.findall(r"\d+\.\d+", measured)) - numbers)
-        assert not unknown, f"{path.name}: figures not in README.md: {unknown}"
+        assert not unknown, f"{path.name}: figures in neither README.md nor scripts/doc_sources/: {unknown}"
         for cmd in re.findall(r"Command: `([^`]+)`", measured):
             if "-m bench." in cmd:  # README writes some as `python -m bench.x`, most with `.venv/bin/`
-                assert cmd.removeprefix(".venv/bin/") in flat, f"{path.name}: command not in README.md: {cmd}"
+                assert cmd.removeprefix(".venv/bin/") in flat, f"{path.name}: command quoted nowhere: {cmd}"
     for name, prose in make_docs.PROSE.items():
         for line in ("when", "summary"):
             assert prose[line].strip(), f"{name}: empty {line}"
+
+
+def test_every_detail_file_reaches_a_doc_and_readme_indexes_every_doc():
+    """What moved from README.md into scripts/doc_sources/ is in the docs (no detail file is left out of DETAILS,
+    each doc holds its details verbatim), and README's node index links every doc. (Fails when a DETAILS entry
+    drops a file, or a README index line is removed.)"""
+    used = {f for files in make_docs.DETAILS.values() for f in files}
+    files = {p.name for p in make_docs.SOURCES.glob("*.md")}
+    assert files == used, f"detail files no doc uses: {sorted(files - used)}; named but missing: {sorted(used - files)}"
+    for name, fnames in make_docs.DETAILS.items():
+        doc = (DOCS / f"{PREFIX}{name}.md").read_text(encoding="utf-8")
+        for fname in fnames:
+            assert (make_docs.SOURCES / fname).read_text(encoding="utf-8").strip() in section(doc, "Details"), \
+                f"{name}: {fname} not in its doc"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    index = section(readme, "Nodes")
+    missing = [p.name for p in DOCS.glob("*.md") if f"](web/docs/{p.name})" not in index]
+    assert not missing, f"README's node index does not link {missing}"
 
 
 def test_doc_model_rows_come_from_readme():
