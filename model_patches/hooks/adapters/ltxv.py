@@ -109,11 +109,9 @@ class LtxAvAdapter(LtxvAdapter):
 
     def unsupported(self, technique):
         if technique in ("reference", "anchor_first_frame"):
-            return ("LTX-2 (LTXAV) samples video and audio as one packed latent, and its audio tokens attend to the "
-                    "video tokens in every block (video-to-audio cross-attention): keys added to the video's "
-                    "self-attention would change the audio as well, and a one-frame reference pass needs a packed "
-                    "video+audio latent the model has no still-image form of. Not supported on this model; use "
-                    "the noise and iterative nodes, which keep the audio part untouched")
+            return ("LTX-2 (LTXAV) samples video and audio as one packed latent whose audio attends to the video in "
+                    "every block; the reference write pass here runs a one-frame video latent and has no audio part "
+                    "for it, so it is not supported on this model yet")
         return None
 
 

@@ -1,9 +1,10 @@
 """MiniMax H3 (``comfy.ldm.minimax.model.MiniMaxH3Model``, ComfyUI 0.33+): video + audio in one packed token sequence.
 
 - Latent: video + audio (``MiniMaxH3`` format: 4x temporal, 16x spatial); the blocks see one packed sequence
-  (``PackedLayout``: video segment, audio segment) with 1-D position ids.
+  (``PackedLayout``: text, condition / reference rows, video, audio).
 - Blocks: ``blocks[i]`` as ``("double_block", i)`` dit replaces; one joint self-attention per block
-  (``skip_reshape``, ``[B, H, L, D]``) over video AND audio tokens, RoPE fused into the qkv projection.
+  (``skip_reshape``, ``[B, H, L, D]``) over text, video and audio tokens (rows of ``PackedLayout``: 3-axis (t, h, w)
+  positions), RoPE fused into the qkv normalisation inside the attention module.
 - Refused: see :meth:`MiniMaxH3Adapter.unsupported`.
 """
 from __future__ import annotations
@@ -17,10 +18,9 @@ from .base import DitAdapter
 class MiniMaxH3Adapter(DitAdapter):
     def unsupported(self, technique):
         if technique in ("reference", "cross_window"):
-            return ("MiniMax H3 attends over its video and audio tokens in one joint self-attention, with 1-D "
-                    "positions over its packed video+audio sequence and RoPE fused into the projection: keys added "
-                    "for the video would be attended by the audio tokens too, and there is no per-frame time "
-                    "position to give them. Not supported on this model")
+            return ("MiniMax H3 runs its text, video and audio tokens as one packed sequence through one joint "
+                    "self-attention per block (RoPE applied inside the attention): the pack does not yet place "
+                    "extra video keys in that sequence; H3's own packed layout has a reference-image input")
         return None
 
 
