@@ -76,3 +76,15 @@ def tiny_cond():
 @pytest.fixture(scope="session")
 def sd15_ckpt():
     return fixtures.random_sd15_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def one_thread(comfy, pack):
+    """Torch on one thread for a module of tiny-model tests (fastest, and steadiest on a shared machine); the
+    thread count is restored after the module."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield comfy
+    torch.set_num_threads(threads)

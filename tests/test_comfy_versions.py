@@ -23,11 +23,8 @@ WINDOW = 4
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _env(comfy, pack):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield comfy
-    torch.set_num_threads(threads)
+def _env(one_thread):
+    return one_thread
 
 
 def _need(node_id: str, name: str):

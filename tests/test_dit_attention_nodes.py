@@ -1,7 +1,6 @@
 """The SAME ReferenceImageCondition and CrossStreamAttention nodes on DiT video models: what a workflow gets."""
 from __future__ import annotations
 
-import importlib
 
 import pytest
 import torch
@@ -9,15 +8,7 @@ import torch
 from support import families as F
 
 
-def _nodes(pack):
-    ref = importlib.import_module(pack.__name__ + ".nodes.reference_image").ReferenceImageCondition
-    cross = importlib.import_module(pack.__name__ + ".nodes.cross_stream").CrossStreamAttention
-    err = importlib.import_module(pack.__name__ + ".nodes._common").NodeInputError
-    return ref, cross, err
-
-
-def _out(o):
-    return tuple(o.result) if hasattr(o, "result") else tuple(o)
+from support.testing import attention_nodes as _nodes, node_outputs as _out
 
 
 def _reference(fx, frames=1, seed=3):

@@ -21,34 +21,6 @@ REFERENCE = "Wan 2.1 coherent video with a reference image.json"
 ANCHOR = "Wan 2.1 long video in context windows with anchor attention.json"
 
 
-def _swap(prompt: dict, files: dict, sizes: dict) -> dict:
-    """The template's API prompt with the random files, the widened CLIP-L and ``sizes`` ({node type: {input: value}}
-    or {node id: {input: value}})."""
-    widen, next_id = {}, 9000
-    for nid, node in list(prompt.items()):
-        t, ins = node["class_type"], node["inputs"]
-        if t == "UNETLoader":
-            ins["unet_name"] = files["unet_name"]
-        elif t == "CLIPLoader":
-            ins["clip_name"], ins["type"] = files["clip_name"], "stable_diffusion"
-        elif t == "VAELoader":
-            ins["vae_name"] = files["vae_name"]
-        elif t == "CLIPTextEncode":
-            widen[nid] = str(next_id)
-            prompt[str(next_id)] = {"class_type": "CoherentVideoTest_WidenConditioning",
-                                    "inputs": {"conditioning": [nid, 0], "width": 4096}}
-            next_id += 1
-        ins.update(sizes.get(t, {}))
-        ins.update(sizes.get(nid, {}))
-    for nid, node in prompt.items():
-        if node["class_type"] == "CoherentVideoTest_WidenConditioning":
-            continue
-        for k, v in node["inputs"].items():
-            if isinstance(v, list) and len(v) == 2 and str(v[0]) in widen:
-                node["inputs"][k] = [widen[str(v[0])], v[1]]
-    return prompt
-
-
 def _run(comfy, workflow: str, sizes: dict, sd15_ckpt, tmp_path) -> list[Path]:
     from runner import headless as run_workflow
     from support.testing import run_workflow_cli
@@ -57,7 +29,7 @@ def _run(comfy, workflow: str, sizes: dict, sd15_ckpt, tmp_path) -> list[Path]:
     prompt, fmt = run_workflow.load_workflow(str(ROOT / "workflows" / workflow))
     assert fmt == "ui"
     api = tmp_path / "prompt.json"
-    api.write_text(json.dumps(_swap(prompt, files, sizes)))
+    api.write_text(json.dumps(dit_files.swap_in_tiny_files(prompt, files, sizes)))
     return run_workflow_cli(str(api), tmp_path / "out", models_dir=files["models_dir"], custom_nodes_dir=TEST_NODES,
                             timeout=600)
 

@@ -8,7 +8,6 @@ model; a refusal names the node, the input and the model, and leaves the input m
 """
 from __future__ import annotations
 
-import importlib
 
 import pytest
 import torch
@@ -16,15 +15,7 @@ import torch
 from support import families as F
 
 
-def _nodes(pack):
-    ref = importlib.import_module(pack.__name__ + ".nodes.reference_image").ReferenceImageCondition
-    cross = importlib.import_module(pack.__name__ + ".nodes.cross_stream").CrossStreamAttention
-    err = importlib.import_module(pack.__name__ + ".nodes._common").NodeInputError
-    return ref, cross, err
-
-
-def _out(o):
-    return tuple(o.result) if hasattr(o, "result") else tuple(o)
+from support.testing import attention_nodes as _nodes, node_outputs as _out
 
 
 @pytest.mark.parametrize("family,label,cross", [("ltx2", "LTX-2", False), ("minimax_h3", "MiniMax H3", True)])

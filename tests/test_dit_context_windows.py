@@ -20,11 +20,8 @@ OVERLAP = 1
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _env(comfy, pack):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield comfy
-    torch.set_num_threads(threads)
+def _env(one_thread):
+    return one_thread
 
 
 def manual_windows(model, dim=2, length=WINDOW, overlap=OVERLAP, schedule="standard_static", fuse="pyramid", **new):

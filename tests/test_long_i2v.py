@@ -14,11 +14,8 @@ N, M, SIZE, STEPS = 3, 1, 32, 2
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _env(comfy, pack):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield comfy
-    torch.set_num_threads(threads)
+def _env(one_thread):
+    return one_thread
 
 
 @pytest.fixture(scope="module")

@@ -18,33 +18,6 @@ TEST_NODES = ROOT / "tests" / "support" / "custom_nodes"
 WAN22_LONG = "Wan 2.2 14B image-to-video, long, without drift.json"
 
 
-def _swap(prompt: dict, unets: dict, files: dict, sizes: dict) -> dict:
-    """The API prompt with the random files (``unets``: {template file name: random file}), the widened CLIP-L and
-    ``sizes`` ({node type: {input: value}})."""
-    widen, next_id = {}, 9000
-    for nid, node in list(prompt.items()):
-        t, ins = node["class_type"], node["inputs"]
-        if t == "UNETLoader":
-            ins["unet_name"] = unets[ins["unet_name"]]
-        elif t == "CLIPLoader":
-            ins["clip_name"], ins["type"] = files["clip_name"], "stable_diffusion"
-        elif t == "VAELoader":
-            ins["vae_name"] = files["vae_name"]
-        elif t == "CLIPTextEncode":
-            widen[nid] = str(next_id)
-            prompt[str(next_id)] = {"class_type": "CoherentVideoTest_WidenConditioning",
-                                    "inputs": {"conditioning": [nid, 0], "width": 4096}}
-            next_id += 1
-        ins.update(sizes.get(t, {}))
-    for node in prompt.values():
-        if node["class_type"] == "CoherentVideoTest_WidenConditioning":
-            continue
-        for k, v in node["inputs"].items():
-            if isinstance(v, list) and len(v) == 2 and str(v[0]) in widen:
-                node["inputs"][k] = [widen[str(v[0])], v[1]]
-    return prompt
-
-
 def _video_frames(path: Path) -> tuple[int, tuple[int, int]]:
     import av
 
@@ -71,7 +44,7 @@ def test_wan22_i2v_long_template_runs_headless(comfy, sd15_ckpt, tmp_path):
              "CoherentVideo_IterativeReuseSampler": {"total_frames": 5, "overlap": 1, "steps": 2,
                                                      "low_noise_start_step": 1}}
     api = tmp_path / "prompt.json"
-    api.write_text(json.dumps(_swap(prompt, unets, files, sizes)))
+    api.write_text(json.dumps(dit_files.swap_in_tiny_files(prompt, files, sizes, unets)))
     out = run_workflow_cli(str(api), tmp_path / "out", models_dir=files["models_dir"], custom_nodes_dir=TEST_NODES,
                            timeout=600)
     videos = [p for p in out if p.suffix == ".mp4"]

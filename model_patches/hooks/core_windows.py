@@ -62,9 +62,10 @@ def concat_problem(x, c_concat, transformer_options: dict | None) -> str | None:
 GUARD_KEY = "coherent_video.core_windows_guard"
 
 
-def add_concat_guard(model_patcher, reporter) -> None:
+def add_concat_guard(model_patcher, reporter, input_name: str = "model") -> None:
     """Add an APPLY_MODEL wrapper to ``model_patcher`` (a clone of ours) that raises ``reporter``'s error, naming
-    the node's ``model`` input, when :func:`concat_problem` finds one, before ComfyUI's own error."""
+    the node's ``input_name`` input (the one ``model_patcher`` was cloned from), when :func:`concat_problem` finds
+    one, before ComfyUI's own error."""
     import comfy.patcher_extension
 
     from ..errors import ParameterError
@@ -73,7 +74,7 @@ def add_concat_guard(model_patcher, reporter) -> None:
         to = kwargs.get("transformer_options", args[2] if len(args) > 2 else None)
         problem = concat_problem(x, c_concat, to)
         if problem is not None:
-            raise reporter.error(ParameterError("model", problem))
+            raise reporter.error(ParameterError(input_name, problem))
         return executor(x, t, c_concat, *args, **kwargs)
 
     model_patcher.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, GUARD_KEY)

@@ -60,12 +60,6 @@ REFERENCE_POSITION = -1
 # --------------------------------------------------------------------------------------------
 # the family's adapter
 # --------------------------------------------------------------------------------------------
-def is_video_dit(model) -> bool:
-    """True for a MODEL whose family's adapter is a DiT video adapter (patched by us or refused with a reason)."""
-    a = adapter_for(model)
-    return a is not None and a.kind == "dit"
-
-
 def require_dit(model, technique: str) -> DitAdapter:
     """The DiT adapter of ``model``; :class:`ParameterError` on ``model`` when there is none or the family's adapter
     refuses ``technique`` (its reason is about the model)."""
@@ -196,9 +190,7 @@ class UntouchedParts:
         plain = executor(x, t, c_concat, c_crossattn, control, plain_to, **kwargs)
         out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         cut = math.prod(int(d) for d in shapes[0][1:])   # the packed layout: [B, 1, video ... other parts]
-        out = out.clone()
-        out[..., cut:] = plain[..., cut:]
-        return out
+        return torch.cat((out[..., :cut], plain[..., cut:]), dim=-1)   # one new tensor, no clone of the whole
 
 
 def ensure_untouched_parts(m, adapter: DitAdapter, key: str, active) -> None:

@@ -259,7 +259,7 @@ def run(model, positive, negative, latent: dict, settings: ReuseSettings, noise=
     if switch < n_steps:
         m_low = model_low_noise.clone()
         m_low.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, replay)
-        add_concat_guard(m_low, s.reporter)
+        add_concat_guard(m_low, s.reporter, "model_low_noise")
     sampler = comfy.samplers.sampler_object(s.sampler_name)
 
     out_shape = list(latent_image.shape)

@@ -100,3 +100,34 @@ def wan22_i2v_model_files(sd15_checkpoint: str | Path) -> dict:
         if not path.is_file():
             write_tiny_wan(path, seed=seed, in_dim=36)
     return {**files, "high": TINY_WAN22_I2V_HIGH, "low": TINY_WAN22_I2V_LOW}
+
+
+def swap_in_tiny_files(prompt: dict, files: dict, sizes: dict, unets: dict | None = None) -> dict:
+    """A Wan template's API prompt with the random files swapped in (``files``: :func:`wan_model_files` or
+    :func:`wan22_i2v_model_files`; ``unets``: {template unet name: random file} where a template loads several
+    experts, else every UNETLoader takes ``files["unet_name"]``), the prompt encoded by the random CLIP-L and widened
+    to 4096 by the test-only ``CoherentVideoTest_WidenConditioning`` node, and ``sizes`` ({node type or node id:
+    {input: value}}). Every other node, link and input stays the template's."""
+    widen, next_id = {}, 9000
+    for nid, node in list(prompt.items()):
+        t, ins = node["class_type"], node["inputs"]
+        if t == "UNETLoader":
+            ins["unet_name"] = unets[ins["unet_name"]] if unets else files["unet_name"]
+        elif t == "CLIPLoader":
+            ins["clip_name"], ins["type"] = files["clip_name"], "stable_diffusion"
+        elif t == "VAELoader":
+            ins["vae_name"] = files["vae_name"]
+        elif t == "CLIPTextEncode":
+            widen[nid] = str(next_id)
+            prompt[str(next_id)] = {"class_type": "CoherentVideoTest_WidenConditioning",
+                                    "inputs": {"conditioning": [nid, 0], "width": 4096}}
+            next_id += 1
+        ins.update(sizes.get(t, {}))
+        ins.update(sizes.get(nid, {}))
+    for node in prompt.values():
+        if node["class_type"] == "CoherentVideoTest_WidenConditioning":
+            continue
+        for k, v in node["inputs"].items():
+            if isinstance(v, list) and len(v) == 2 and str(v[0]) in widen:
+                node["inputs"][k] = [widen[str(v[0])], v[1]]
+    return prompt

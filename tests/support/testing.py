@@ -52,3 +52,18 @@ def _nodes(workflow: str) -> list[dict]:
 
 def workflow_node_types(workflow: str) -> set[str]:
     return {n["type"] for n in _nodes(workflow)}
+
+
+def attention_nodes(pack):
+    """(ReferenceImageCondition, CrossStreamAttention, NodeInputError) of the loaded pack."""
+    import importlib
+
+    ref = importlib.import_module(pack.__name__ + ".nodes.reference_image").ReferenceImageCondition
+    cross = importlib.import_module(pack.__name__ + ".nodes.cross_stream").CrossStreamAttention
+    err = importlib.import_module(pack.__name__ + ".nodes._common").NodeInputError
+    return ref, cross, err
+
+
+def node_outputs(o):
+    """A node's outputs as a tuple (a V3 ``io.NodeOutput`` or a plain tuple)."""
+    return tuple(o.result) if hasattr(o, "result") else tuple(o)
