@@ -1,5 +1,11 @@
 #!/usr/bin/env python3
-"""Per-step cost of every patch on a DiT video model (random-weight Wan 2.1 T2V), against the unpatched model.
+"""Per-step cost of every patch on every DiT video family (random weights of the real classes), against the
+unpatched model.
+
+Families: Wan 2.1 T2V, HunyuanVideo 1.5, LTX-Video, and on ComfyUI 0.33+ Wan 2.2 I2V A14B, LTX-2 (video + audio)
+and MiniMax H3 (video + audio); each at a tiny and a mid size (``tests/support/families.py``), 5 latent frames of
+64 video tokens each. A patch the pack refuses on a family, or whose windows core cannot run there, is recorded
+with its error under ``not_run`` and its target fails; nothing is left out silently.
 
 Every configuration samples the same 5-D latent with the same seed through ComfyUI's own ``KSampler``
 (euler, CFG 2: cond + uncond in one model call); a ``--steps``-step run divided by the steps is the per-step
@@ -7,17 +13,18 @@ time. Each patch is timed in ``--pairs`` interleaved (baseline, patched) pairs, 
 pair, so both runs of a pair see the same load on a shared machine; its ratio is the median, min and max of the
 per-pair ratios (>= 5 pairs). Torch runs on ``--threads`` threads (1 by default).
 
-    .venv/bin/python -m bench.dit          # tiny (dim 64, 2 layers) and mid (dim 512, 8 layers) Wan
-                                            # -> bench/results/dit.json
-    .venv/bin/python -m bench.dit --quick   # tiny only, 1 step, 5 pairs, no quality runs; checks
+    .venv-0.33/bin/python -m bench.dit      # every family, tiny and mid -> bench/results/dit.json
+    .venv/bin/python -m bench.dit --families wan21_t2v --merge   # one family again, the others kept
+    .venv/bin/python -m bench.dit --quick   # Wan 2.1 tiny only, 1 step, 5 pairs, no quality runs; checks
                                             # the invariants, writes nothing unless --out is given
 
 Patches and baselines:
 
 - ``reference``: ReferenceImageCondition (DiT path: one batch-1, one-latent-frame write pass per step, the
   reference K/V in every block) vs unpatched, ``T_latent`` latent frames. Target <= 1.10 + 1/T_latent.
-- ``cross_window_anchor``: CrossStreamAttention (anchor = first) under ``WanContextWindowsManual`` vs the
-  same context windows alone. Target <= 1.15.
+- ``cross_window_anchor``: CrossStreamAttention (anchor = first) under the family's core context windows
+  (``WanContextWindowsManual``, ``LTXVContextWindows``, else ``ContextWindowsManual``; 9 latent frames in windows
+  of 5, overlap 2) vs the same context windows alone. Target <= 1.15.
 - ``noise``: BaseResidualNoiseModel (initial shared base noise) vs unpatched. Target <= 1.02.
 - ``smoothing``: MotionSmoothingPatch vs unpatched. Target <= 1.02.
 
@@ -35,7 +42,9 @@ attention directly acts on). Random weights: these figures say whether the
 mechanism pulls windows together, not what a trained model's video looks like.
 
 Invariants (exit status 1 when one breaks): every output finite; strength 0 bit-identical to unpatched; the
-reference write pass runs once per step; cross-window anchor attention adds no model call.
+reference write pass runs once per step; cross-window anchor attention adds no model call (video + audio families
+whose adapter keeps the audio untouched: exactly one unpatched pass per patched call, ``UntouchedParts``, so their
+ratios include that second forward).
 """
 from __future__ import annotations
 
@@ -49,8 +58,14 @@ from pathlib import Path
 
 from bench._common import comfy_env, families, load_pack_module, ratio_stats, write_results
 
-SIZES = {"tiny": {"frames": 5, "hw": 16}, "mid": {"frames": 5, "hw": 16}}
-WINDOW = {"frames": 9, "length_px": 17, "overlap_px": 5}   # 9 latent frames, windows of 5 with overlap 2 -> 3 windows
+SIZES = ("tiny", "mid")
+FRAMES = 5                 # latent frames of the timed (unwindowed) runs
+WINDOW_FRAMES = 9          # latent frames of the windowed runs: windows of 5 latent frames, overlap 2 -> 3 windows
+# every DiT video family the fixtures build, in the order they are reported; the ones this ComfyUI lacks are skipped
+# with the reason (LTX-2, MiniMax H3 and Wan 2.2 I2V A14B are in ComfyUI 0.33, not 0.3.75)
+ALL_FAMILIES = ("wan21_t2v", "hunyuan15_t2v", "ltxv", "wan22_i2v_a14b", "ltx2", "minimax_h3")
+# latent height = width per family: 64 video tokens per latent frame in each (Wan patches 2x2, the others 1x1)
+HW = {"wan21_t2v": 16, "wan22_i2v_a14b": 16, "hunyuan15_t2v": 8, "ltxv": 8, "ltx2": 8, "minimax_h3": 8}
 
 
 def _env():
@@ -63,54 +78,109 @@ def _env():
     return F, pack
 
 
+def _comfy_version() -> str | None:
+    try:
+        import comfyui_version
+
+        return comfyui_version.__version__
+    except ImportError:
+        return None
+
+
 def _unwrap(out):
     return tuple(out.result) if hasattr(out, "result") else tuple(out)
 
 
-def _windows(model):
-    return families.core_windows("WanContextWindowsManual", model, context_length=WINDOW["length_px"],
-                                 context_overlap=WINDOW["overlap_px"], context_schedule="standard_static",
-                                 context_stride=1, closed_loop=False, fuse_method="pyramid", freenoise=False)
+def available(F, wanted) -> tuple[list[str], dict]:
+    """(the families of ``wanted`` this ComfyUI can build, {family: why not} for the others)."""
+    import comfy.supported_models
+
+    ok, skipped = [], {}
+    for fam in wanted:
+        s = F.spec(fam)
+        if getattr(comfy.supported_models, s.supported_model, None) is None:
+            skipped[fam] = (f"{s.label}: this ComfyUI has no comfy.supported_models.{s.supported_model} "
+                            f"(added in ComfyUI 0.33)")
+        else:
+            ok.append(fam)
+    return ok, skipped
 
 
-def build_configs(F, pack, size: str):
-    """{name: (model, latent)} plus the (patched, baseline) pairs and the nodes' errors, for ``size``."""
+def _windows(F, family: str, model):
+    """Core context windows as a user of ``family`` wires them: 5 latent frames a window, overlap 2, pyramid fuse
+    (Wan: ``WanContextWindowsManual`` in pixel frames; LTX-Video / LTX-2: ``LTXVContextWindows`` where this ComfyUI
+    has it; the others: ``ContextWindowsManual`` on latent time)."""
+    import nodes
+
+    common = dict(context_schedule="standard_static", fuse_method="pyramid", freenoise=False)
+    if family.startswith("wan"):
+        return F.core_windows("WanContextWindowsManual", model, context_length=17, context_overlap=5,
+                              context_stride=1, closed_loop=False, **common)
+    if family in ("ltxv", "ltx2") and "LTXVContextWindows" in nodes.NODE_CLASS_MAPPINGS:
+        return F.core_windows("LTXVContextWindows", model, context_length=33, context_overlap=16, **common)
+    return F.core_windows("ContextWindowsManual", model, context_length=5, context_overlap=2, context_stride=1,
+                          closed_loop=False, dim=2, **common)
+
+
+def build_configs(F, pack, family: str, size: str):
+    """{name: (model, latent)} plus the (patched, baseline) pairs and the nodes' errors, for ``family``, ``size``.
+    A patch the pack refuses on the family, or one whose run fails, is recorded with its error, not hidden."""
     import torch
 
+    from coherent_video.nodes.base_residual_noise import BaseResidualNoiseModel
     from coherent_video.nodes.cross_stream import CrossStreamAttention
+    from coherent_video.nodes.motion import MotionSmoothingPatch
     from coherent_video.nodes.reference_image import ReferenceImageCondition
 
-    s = SIZES[size]
-    fx = F.build("wan21_t2v", frames=s["frames"], height=s["hw"], width=s["hw"], size=size)
-    fxw = F.build("wan21_t2v", frames=WINDOW["frames"], height=s["hw"], width=s["hw"], size=size)
+    hw = HW[family]
+    fx = F.build(family, frames=FRAMES, height=hw, width=hw, size=size)
+    fxw = F.build(family, frames=WINDOW_FRAMES, height=hw, width=hw, size=size)
     g = torch.Generator().manual_seed(0)
-    ref = {"samples": torch.randn(1, 16, 1, s["hw"], s["hw"], generator=g)}
+    ref = {"samples": torch.randn(1, fx.spec.latent_channels, 1, hw, hw, generator=g)}
     cfgs = {"unpatched": (fx.model, fx.latent)}
     pairs, errors = {}, {}
-    m, lat = _unwrap(ReferenceImageCondition.execute(fx.model, ref, fx.latent, 1.0, 0.5, 1.0, 0.0, 0.0, 1.0, False))
-    cfgs["reference"] = (m, lat)
-    pairs["reference"] = "unpatched"
-    wm = _windows(fxw.model)
-    cfgs["windows"] = (wm, fxw.latent)
-    anchor = _unwrap(CrossStreamAttention.execute(wm, "anchor", "first", 0, 1.0, True, True, True, 0, 0.0, 1.0))[0]
-    cfgs["cross_window_anchor"] = (anchor, fxw.latent)
-    pairs["cross_window_anchor"] = "windows"
-    try:
-        from coherent_video.nodes.base_residual_noise import BaseResidualNoiseModel
 
-        cfgs["noise"] = (_unwrap(BaseResidualNoiseModel.execute(fx.model, "shared", 0.5, 1.0, -1, True, False))[0],
-                         fx.latent)
-        pairs["noise"] = "unpatched"
-    except Exception as e:  # recorded, not hidden
-        errors["noise"] = f"{type(e).__name__}: {e}"
-    try:
-        from coherent_video.nodes.motion import MotionSmoothingPatch
+    def add(name, baseline, make):
+        try:
+            cfgs[name] = make()
+            pairs[name] = baseline
+        except Exception as e:  # recorded, not hidden
+            errors[name] = f"{type(e).__name__}: {e}"
 
-        cfgs["smoothing"] = (_unwrap(MotionSmoothingPatch.execute(fx.model, 0.5, 1.0, 0.0, 1.0))[0], fx.latent)
-        pairs["smoothing"] = "unpatched"
+    add("reference", "unpatched", lambda: _unwrap(ReferenceImageCondition.execute(
+        fx.model, ref, fx.latent, 1.0, 0.5, 1.0, 0.0, 0.0, 1.0, False)))
+    try:
+        cfgs["windows"] = (_windows(F, family, fxw.model), fxw.latent)
+        add("cross_window_anchor", "windows",
+            lambda: (_unwrap(CrossStreamAttention.execute(cfgs["windows"][0], "anchor", "first", 0, 1.0, True, True,
+                                                          True, 0, 0.0, 1.0))[0], fxw.latent))
     except Exception as e:
-        errors["smoothing"] = f"{type(e).__name__}: {e}"
+        errors["cross_window_anchor"] = f"core windows: {type(e).__name__}: {e}"
+    add("noise", "unpatched",
+        lambda: (_unwrap(BaseResidualNoiseModel.execute(fx.model, "shared", 0.5, 1.0, -1, True, False))[0], fx.latent))
+    add("smoothing", "unpatched",
+        lambda: (_unwrap(MotionSmoothingPatch.execute(fx.model, 0.5, 1.0, 0.0, 1.0))[0], fx.latent))
     return fx, cfgs, pairs, errors
+
+
+def _drop_failing(F, fx, cfgs, pairs, errors, steps: int) -> None:
+    """One sampling run per configuration; a configuration whose run raises (e.g. core windows that cannot window
+    this family) leaves the timing with its error recorded (and its patches with it)."""
+    for name in list(cfgs):
+        model, lat = cfgs[name]
+        try:
+            F.sample_ksampler(model, fx.positive, fx.negative, lat, steps=steps)
+        except Exception as e:
+            del cfgs[name]
+            why = f"{type(e).__name__}: {e}"
+            if name in pairs:
+                del pairs[name]
+                errors[name] = why
+            for p, b in list(pairs.items()):
+                if b == name:
+                    del pairs[p]
+                    del cfgs[p]
+                    errors[p] = f"its baseline {name!r} fails: {why}"
 
 
 def check_invariants(F, pack, fx, cfgs, steps: int) -> list[str]:
@@ -121,34 +191,47 @@ def check_invariants(F, pack, fx, cfgs, steps: int) -> list[str]:
     from coherent_video.nodes.reference_image import ReferenceImageCondition
 
     broken = []
+    finite = lambda out: all(torch.isfinite(t).all() for t in F.streams(out))   # noqa: E731
     base = F.sample_ksampler(fx.model, fx.positive, fx.negative, fx.latent, steps=steps)
-    ref = {"samples": torch.ones(1, 16, 1, *fx.latent["samples"].shape[3:])}
-    m0, lat0 = _unwrap(ReferenceImageCondition.execute(fx.model, ref, fx.latent, 0.0))
-    if not torch.equal(F.sample_ksampler(m0, fx.positive, fx.negative, lat0, steps=steps), base):
-        broken.append("reference strength 0 is not bit-identical to unpatched")
-    c0 = _unwrap(CrossStreamAttention.execute(fx.model, "anchor", "first", 0, 0.0))[0]
-    if not torch.equal(F.sample_ksampler(c0, fx.positive, fx.negative, fx.latent, steps=steps), base):
+    if "reference" in cfgs:
+        ref = {"samples": torch.ones(1, fx.spec.latent_channels, 1, *F.video_part(fx.latent["samples"]).shape[3:])}
+        m0, lat0 = _unwrap(ReferenceImageCondition.execute(fx.model, ref, fx.latent, 0.0))
+        if not F.same(F.sample_ksampler(m0, fx.positive, fx.negative, lat0, steps=steps), base):
+            broken.append("reference strength 0 is not bit-identical to unpatched")
+        pm, plain_calls = F.count_model_calls(fx.model)
+        F.sample_ksampler(pm, fx.positive, fx.negative, fx.latent, steps=steps)
+        m, calls = F.count_model_calls(cfgs["reference"][0])
+        out = F.sample_ksampler(m, fx.positive, fx.negative, cfgs["reference"][1], steps=steps)
+        if len(calls) - len(plain_calls) != steps:
+            broken.append(f"reference write passes: {len(calls) - len(plain_calls)} for {steps} steps")
+        if not finite(out):
+            broken.append("reference output not finite")
+    try:
+        c0 = _unwrap(CrossStreamAttention.execute(fx.model, "anchor", "first", 0, 0.0))[0]
+    except Exception:   # refused on this family: recorded under not_run by build_configs
+        c0 = None
+    if c0 is not None and not F.same(F.sample_ksampler(c0, fx.positive, fx.negative, fx.latent, steps=steps), base):
         broken.append("cross-stream strength 0 is not bit-identical to unpatched")
-    m, calls = families.count_model_calls(cfgs["reference"][0])
-    out = F.sample_ksampler(m, fx.positive, fx.negative, cfgs["reference"][1], steps=steps)
-    writes = [c for c in calls if c[2] == 1]
-    if len(writes) != steps:
-        broken.append(f"reference write passes: {len(writes)} for {steps} steps")
-    if not torch.isfinite(out).all():
-        broken.append("reference output not finite")
-    wm, wcalls = families.count_model_calls(cfgs["windows"][0])
-    am, acalls = families.count_model_calls(cfgs["cross_window_anchor"][0])
-    lat = cfgs["windows"][1]
-    F.sample_ksampler(wm, fx.positive, fx.negative, lat, steps=steps)
-    aout = F.sample_ksampler(am, fx.positive, fx.negative, lat, steps=steps)
-    if len(acalls) != len(wcalls):
-        broken.append(f"cross-window anchor made {len(acalls)} model calls, windows alone {len(wcalls)}")
-    if not torch.isfinite(aout).all():
-        broken.append("cross-window output not finite")
+    if "cross_window_anchor" in cfgs:
+        wm, wcalls = F.count_model_calls(cfgs["windows"][0])
+        am, acalls = F.count_model_calls(cfgs["cross_window_anchor"][0])
+        lat = cfgs["windows"][1]
+        F.sample_ksampler(wm, fx.positive, fx.negative, lat, steps=steps)
+        aout = F.sample_ksampler(am, fx.positive, fx.negative, lat, steps=steps)
+        # video + audio families whose adapter keeps the audio untouched: one unpatched pass more per patched call
+        # (hooks/dit.py UntouchedParts), by design; any other extra call is a regression
+        from coherent_video.model_patches.hooks.adapters import adapter_for
+
+        per_call = 2 if getattr(adapter_for(fx.model), "other_parts_untouched", False) else 1
+        if len(acalls) != per_call * len(wcalls):
+            broken.append(f"cross-window anchor made {len(acalls)} model calls, windows alone {len(wcalls)} "
+                          f"(expected x{per_call})")
+        if not finite(aout):
+            broken.append("cross-window output not finite")
     for name in ("noise", "smoothing"):
         if name in cfgs:
             o = F.sample_ksampler(cfgs[name][0], fx.positive, fx.negative, cfgs[name][1], steps=steps)
-            if not torch.isfinite(o).all():
+            if not finite(o):
                 broken.append(f"{name} output not finite")
     return broken
 
@@ -174,8 +257,9 @@ def time_pairs(run: dict, pairs: dict, n_pairs: int, warmup: int) -> dict:
     return out, rounds
 
 
-def time_size(F, pack, size: str, steps: int, n_pairs: int, warmup: int) -> dict:
-    fx, cfgs, pairs, errors = build_configs(F, pack, size)
+def time_size(F, pack, family: str, size: str, steps: int, n_pairs: int, warmup: int) -> dict:
+    fx, cfgs, pairs, errors = build_configs(F, pack, family, size)
+    _drop_failing(F, fx, cfgs, pairs, errors, steps=1)
 
     def runner(name):
         model, lat = cfgs[name]
@@ -183,29 +267,35 @@ def time_size(F, pack, size: str, steps: int, n_pairs: int, warmup: int) -> dict
 
     run = {name: runner(name) for name in cfgs}
     ratios, rounds = time_pairs(run, pairs, n_pairs, warmup)
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in F.unet_config(family, size).items()}
     out = {"per_step_s": {n: round(statistics.median(r) / steps, 5) for n, r in rounds.items() if r},
-           "ratios": ratios, "not_run": errors, "latent": list(fx.latent["samples"].shape),
-           "windowed_latent": list(cfgs["windows"][1]["samples"].shape),
-           "config": F.unet_config("wan21_t2v", size)}
-    out["config"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in out["config"].items()}
+           "ratios": ratios, "not_run": errors, "latent": list(F.video_part(fx.latent["samples"]).shape),
+           "config": config}
+    if "windows" in cfgs:
+        out["windowed_latent"] = list(F.video_part(cfgs["windows"][1]["samples"]).shape)
     out["memory"] = peak_memory(run, pairs)
-    out["cache_bytes"] = cache_bytes(out["config"], fx.latent["samples"].shape)
+    if family.startswith("wan"):
+        out["cache_bytes"] = cache_bytes(config, out["latent"])
     out["broken"] = check_invariants(F, pack, fx, cfgs, steps=min(steps, 2))
     return out
 
 
 def targets(results: dict) -> dict:
+    """{"<family>.<size>.<patch>": target, median, pass (and why, where the patch did not run)} for results
+    {family: {size: time_size(...)}}."""
     t = {}
-    for size, r in results.items():
-        t_lat = r["latent"][2]
-        limits = {"reference": 1.10 + 1.0 / t_lat, "cross_window_anchor": 1.15, "noise": 1.02, "smoothing": 1.02}
-        for name, limit in limits.items():
-            if name in r["ratios"]:
-                med = r["ratios"][name]["median"]
-                t[f"{size}.{name}"] = {"target": round(limit, 4), "median": med, "pass": med <= limit}
-            else:
-                t[f"{size}.{name}"] = {"target": round(limit, 4), "median": None, "pass": False,
-                                       "why": r["not_run"].get(name, "not run")}
+    for family, sizes in results.items():
+        for size, r in sizes.items():
+            t_lat = r["latent"][2]
+            limits = {"reference": 1.10 + 1.0 / t_lat, "cross_window_anchor": 1.15, "noise": 1.02, "smoothing": 1.02}
+            for name, limit in limits.items():
+                key = f"{family}.{size}.{name}"
+                if name in r["ratios"]:
+                    med = r["ratios"][name]["median"]
+                    t[key] = {"target": round(limit, 4), "median": med, "pass": med <= limit}
+                else:
+                    t[key] = {"target": round(limit, 4), "median": None, "pass": False,
+                              "why": r["not_run"].get(name, "not run")}
     return t
 
 
@@ -369,6 +459,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sizes", default="tiny,mid")
+    ap.add_argument("--families", default="", help="comma-separated (default: every DiT family this ComfyUI "
+                                                     "builds; --quick: wan21_t2v); known: " + ",".join(ALL_FAMILIES))
+    ap.add_argument("--merge", action="store_true", help="keep the other families' entries of the results file")
     ap.add_argument("--quick", action="store_true", help="tiny only, 1 step, 5 pairs, no quality runs; no file "
                                                           "written unless --out")
     ap.add_argument("--no-quality", action="store_true")
@@ -390,25 +483,48 @@ def main() -> int:
         path.write_text(json.dumps(data, indent=2) + "\n")
         print(f"wrote {path}")
         return 0
+    wanted = args.families.split(",") if args.families else (["wan21_t2v"] if args.quick else list(ALL_FAMILIES))
+    fams, skipped = available(F, wanted)
+    for fam, why in skipped.items():
+        print(f"skipped {fam}: {why}")
     sizes = ["tiny"] if args.quick else args.sizes.split(",")
     steps = 1 if args.quick else args.steps
     n_pairs = 5 if args.quick else max(args.pairs, 5)
-    results = {size: time_size(F, pack, size, steps, n_pairs, 0 if args.quick else args.warmup) for size in sizes}
-    data = {"sizes": results, "targets": targets(results), "steps": steps, "threads": args.threads,
-            "pairs": n_pairs}
+    results = {}
+    for fam in fams:
+        results[fam] = {}
+        for size in sizes:
+            print(f"timing {fam} {size} ...", flush=True)
+            results[fam][size] = time_size(F, pack, fam, size, steps, n_pairs, 0 if args.quick else args.warmup)
+    path = Path(args.out) if args.out else None
+    from bench._common import RESULTS
+
+    old = {}
+    if args.merge and not args.quick:
+        prev = path or RESULTS / "dit.json"
+        old = json.loads(prev.read_text()) if prev.exists() else {}
+    merged = {**old.get("families", {}), **results}
+    import comfy
+
+    data = {"comfyui": getattr(getattr(comfy, "comfyui_version", None), "__version__", None) or _comfy_version(),
+            "families": merged, "targets": targets(merged), "steps": steps, "threads": args.threads,
+            "pairs": n_pairs, "skipped": {**old.get("skipped", {}), **skipped}}
+    for fam in results:
+        data["skipped"].pop(fam, None)
+    if "quality" in old:
+        data["quality"] = old["quality"]
     if not args.quick and not args.no_quality:
         data["quality"] = quality(F, pack)
-    broken = [f"{s}: {b}" for s, r in results.items() for b in r["broken"]]
+    broken = [f"{f}.{s}: {b}" for f, sz in results.items() for s, r in sz.items() for b in r["broken"]]
     data["invariants_hold"] = not broken
-    print(json.dumps({"targets": data["targets"], "broken": broken}, indent=1))
+    print(json.dumps({"targets": {k: v for k, v in data["targets"].items() if k.split(".")[0] in results},
+                      "broken": broken}, indent=1))
     if args.out or not args.quick:
-        path = Path(args.out) if args.out else None
         if path is None:
             write_results("dit", data)
         else:
             path.write_text(json.dumps(data, indent=2) + "\n")
     return 1 if broken else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

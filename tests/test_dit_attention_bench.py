@@ -26,16 +26,17 @@ def test_quick_mode_runs_and_reports_every_target(tmp_path):
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data["invariants_hold"] and data["pairs"] >= 5 and data["threads"] == 1
-    assert set(data["targets"]) == {f"tiny.{n}" for n in ("reference", "cross_window_anchor", "noise", "smoothing")}
-    ratios = data["sizes"]["tiny"]["ratios"]
+    assert set(data["targets"]) == {f"wan21_t2v.tiny.{n}"
+                                    for n in ("reference", "cross_window_anchor", "noise", "smoothing")}
+    ratios = data["families"]["wan21_t2v"]["tiny"]["ratios"]
     assert all(len(r["pairs"]) >= 5 and r["min"] <= r["median"] <= r["max"] for r in ratios.values())
 
 
 def test_targets_fail_above_their_limits():
-    res = {"tiny": {"latent": [1, 16, 5, 16, 16], "not_run": {"smoothing": "boom"},
-                    "ratios": {"reference": {"median": 1.31}, "cross_window_anchor": {"median": 1.15},
-                               "noise": {"median": 1.03}}}}
+    res = {"ltx2": {"tiny": {"latent": [1, 128, 5, 8, 8], "not_run": {"smoothing": "boom"},
+                             "ratios": {"reference": {"median": 1.31}, "cross_window_anchor": {"median": 1.15},
+                                        "noise": {"median": 1.03}}}}}
     t = _targets(res)
-    assert t["tiny.reference"]["target"] == 1.3 and not t["tiny.reference"]["pass"]      # 1.10 + 1/5
-    assert t["tiny.cross_window_anchor"]["pass"] and not t["tiny.noise"]["pass"]
-    assert not t["tiny.smoothing"]["pass"] and t["tiny.smoothing"]["why"] == "boom"
+    assert t["ltx2.tiny.reference"]["target"] == 1.3 and not t["ltx2.tiny.reference"]["pass"]      # 1.10 + 1/5
+    assert t["ltx2.tiny.cross_window_anchor"]["pass"] and not t["ltx2.tiny.noise"]["pass"]
+    assert not t["ltx2.tiny.smoothing"]["pass"] and t["ltx2.tiny.smoothing"]["why"] == "boom"
