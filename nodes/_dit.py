@@ -1,4 +1,4 @@
-"""The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5, LTX-Video) of ReferenceImageCondition and
+"""The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5, LTX-Video, LTX-2) of ReferenceImageCondition and
 CrossStreamAttention.
 
 The nodes call these when their MODEL is a DiT video model; the hooks are in

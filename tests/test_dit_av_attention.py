@@ -81,6 +81,24 @@ def test_reference_anchor_on_ltx2_holds_video_frame_zero(comfy, pack):
     assert torch.isfinite(a).all()
 
 
+def test_reference_anchor_on_the_ltx2_video_latent_before_concat(comfy, pack):
+    """Wired as in ComfyUI's LTX-2 graphs, on the video latent before ``LTXVConcatAVLatent`` (core's node then packs
+    the 1-channel video mask with an all-ones audio mask): video frame 0 still comes out as the reference. Fails if
+    ``LtxAvAdapter.hold_first_frame`` is removed."""
+    import nodes
+
+    Ref, _, _ = _nodes(pack)
+    fx = F.build("ltx2", frames=2)
+    ref = _ltx2_reference(fx)
+    video, audio = fx.latent["samples"].unbind()
+    m, vlat = _out(Ref.execute(fx.model, ref, {"samples": video}, 1.0, anchor_first_frame=True))
+    assert not F.is_av(vlat["samples"]) and vlat["noise_mask"].shape[1] == 1
+    lat = _out(nodes.NODE_CLASS_MAPPINGS["LTXVConcatAVLatent"].execute(vlat, {"samples": audio}))[0]
+    v, _ = F.sample_ksampler(m, fx.positive, fx.negative, lat, steps=2, seed=3).unbind()
+    assert torch.allclose(v[:, :, 0], ref["samples"][:, :, 0], atol=1e-5)
+    assert not torch.allclose(v[:, :, 1], ref["samples"][:, :, 0], atol=1e-2)
+
+
 def test_reference_on_ltx2_error_leaves_the_model_unchanged(comfy, pack):
     """A reference of the wrong size is refused naming the node and the input; the input model is unchanged."""
     Ref, _, Err = _nodes(pack)
