@@ -1,4 +1,4 @@
-"""The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5, LTX-Video) of ReferenceImageCondition and
+"""The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5, LTX-Video, LTX-2) of ReferenceImageCondition and
 CrossStreamAttention.
 
 The nodes call these when their MODEL is a DiT video model; the hooks are in
@@ -25,13 +25,26 @@ def _samples(latent, node: str, name: str, ndims: tuple, layout: str):
     return s
 
 
+def _video_samples(latent, adapter, node: str, name: str):
+    """The video part of a video LATENT: a plain 5-D tensor, or the video part of a latent that packs more (LTX-2's
+    video + audio, after LTXVConcatAVLatent), :meth:`DitAdapter.video_part`."""
+    s = latent.get("samples") if isinstance(latent, dict) else None
+    if s is not None and getattr(s, "is_nested", False):
+        v = adapter.video_part(s)
+        check(v is not s and hasattr(v, "ndim") and not getattr(v, "is_nested", False), node, name,
+              f"packs several parts, but {adapter.label} samples one video latent; give it the video latent")
+        check_frames(v, node, name, ndims=(5,), layout="a video latent [B, C, T, H, W]")
+        return v
+    return _samples(latent, node, name, (5,), "a video latent [B, C, T, H, W] (e.g. EmptyHunyuanLatentVideo)")
+
+
 def reference_on_dit(node: str, model, reference, video_latent, strength, style_fidelity, attention_weight, adain_weight,
                      start_percent, end_percent, anchor_first_frame, concat_reference, noise_seed):
     """(patched model, video LATENT) for a DiT video model; inputs already range-checked by the node."""
     with node_errors(node):
-        require_dit(model, "reference")
+        adapter = require_dit(model, "reference")
     ref = _samples(reference, node, "reference", (4, 5), "an image latent [1, C, H, W] or a video latent [B, C, T, H, W]")
-    vid = _samples(video_latent, node, "video_latent", (5,), "a video latent [B, C, T, H, W] (e.g. EmptyHunyuanLatentVideo)")
+    vid = _video_samples(video_latent, adapter, node, "video_latent")
     check_same_device(ref, vid, node, "reference", "video_latent")
     ref5 = as_video_reference(ref)
     check_latent_channels(model, ref5.shape[1], vid.shape[1], node)
@@ -48,7 +61,7 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
         m = apply_reference_dit(model, ref5, strength, style_fidelity, attention_weight, start_percent, end_percent,
                                 bool(anchor_first_frame), int(noise_seed))
     add_concat_guard(m, NodeReporter(node))   # core windows that cannot cut c_concat (hooks/core_windows.py)
-    return m, reference_video_latent_5d(video_latent, ref5, bool(anchor_first_frame))
+    return m, reference_video_latent_5d(video_latent, ref5, bool(anchor_first_frame), adapter)
 
 
 def cross_stream_on_dit(node: str, model, mode, anchor, anchor_index, strength, input_blocks, middle_block,

@@ -53,14 +53,16 @@ class ReferenceImageCondition(io.ComfyNode):
                         "forward per step), optional AdaIN to the reference's feature statistics, and an optional "
                         "anchor that keeps frame 0 on the reference.",
             inputs=[
-                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net, or a Wan 2.1/2.2, HunyuanVideo 1.5 or LTX-Video model "
+                io.Model.Input("model", tooltip="An SD1.x/SD2/SDXL U-Net, or a Wan 2.1/2.2, HunyuanVideo 1.5, LTX-Video or LTX-2 model "
                                                 "(reference tokens at the latent frame in front of the video). It is "
                                                 "cloned; the input model is not changed."),
                 io.Latent.Input("reference", tooltip="The reference image LATENT (from a text-to-image KSampler or "
                                                      "VAEEncode). Only its first image is used. Same channels and size "
                                                      "as the video frames."),
                 io.Latent.Input("video_latent", tooltip="The video frames' LATENT (frames on the batch axis), e.g. "
-                                                        "EmptyLatentImage with batch_size = frames."),
+                                                        "EmptyLatentImage with batch_size = frames; on a video DiT "
+                                                        "its video latent (LTX-2: the video latent or the AV latent "
+                                                        "of LTXVConcatAVLatent)."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Blend of the reference-extended attention (and AdaIN) with the plain one. "
                                        "0 = the model and the video latent unchanged (the anchor is off too)."),

@@ -167,7 +167,7 @@ def test_first_frame_anchor_holds_latent_frame_zero(comfy, dit):
     fx = F.build("wan21_t2v", frames=3)
     ref = _reference(fx)
     m = dit.apply_reference_dit(fx.model, ref, 1.0, 0.5, 1.0, 0.0, 1.0, True, 0)
-    lat = dit.reference_video_latent_5d(fx.latent, ref, True)
+    lat = dit.reference_video_latent_5d(fx.latent, ref, True, dit.require_dit(fx.model, "reference"))
     assert lat["noise_mask"].shape == (1, 1, 3, 8, 8)
     out = F.sample_ksampler(m, fx.positive, fx.negative, lat, steps=2)
     assert torch.allclose(out[:, :, 0], ref[:, :, 0], atol=1e-5)

@@ -2,9 +2,10 @@
 its ``WAN21_I2V`` class exists on 0.3.75 too), LTX-2 (``LTXAV``) and MiniMax H3 (``MiniMaxH3``), which skip with the
 reason on 0.3.75 (``support.families`` skips when the class is missing).
 
-CrossStreamAttention runs on LTX-2 under ``LTXVContextWindows``; ReferenceImageCondition on LTX-2 and both nodes on
-MiniMax H3 are refused by their adapters (``hooks/adapters/ltxv.py``, ``minimax_h3.py``) with a reason about the
-model; a refusal names the node, the input and the model, and leaves the input model unchanged.
+CrossStreamAttention and ReferenceImageCondition (its first-frame anchor included) run on LTX-2, also under
+``LTXVContextWindows``, with the audio part of every patched call the unpatched model's; both nodes on MiniMax H3
+are refused by its adapter (``hooks/adapters/minimax_h3.py``) with a reason about the model; a refusal names the
+node, the input and the model, and leaves the input model unchanged.
 """
 from __future__ import annotations
 
@@ -18,19 +19,94 @@ from support import families as F
 from support.testing import attention_nodes as _nodes, node_outputs as _out
 
 
-@pytest.mark.parametrize("family,label,cross", [("ltx2", "LTX-2", False), ("minimax_h3", "MiniMax H3", True)])
-def test_av_families_refuse_with_a_reason_about_the_model(comfy, pack, family, label, cross):
-    """Fails if an adapter stops refusing what it cannot do, or the refusal loses the node, the input or the
+def test_minimax_h3_refuses_with_a_reason_about_the_model(comfy, pack):
+    """Fails if the H3 adapter stops refusing what it cannot do, or the refusal loses the node, the input or the
     model's name."""
     Ref, Cross, Err = _nodes(pack)
-    fx = F.build(family, frames=2)
+    fx = F.build("minimax_h3", frames=2)
     before = F.model_fingerprint(fx.model)
-    ref = {"samples": torch.zeros(1, F.spec(family).latent_channels, 1, 2, 2)}
-    with pytest.raises(Err, match=rf"\[ReferenceImageCondition\] input 'model'.*{label}.*audio"):
+    ref = {"samples": torch.zeros(1, F.spec("minimax_h3").latent_channels, 1, 2, 2)}
+    with pytest.raises(Err, match=r"\[ReferenceImageCondition\] input 'model'.*MiniMax H3.*audio"):
         Ref.execute(fx.model, ref, fx.latent, 1.0)
-    if cross:
-        with pytest.raises(Err, match=rf"\[CrossStreamAttention\] input 'model'.*{label}.*audio"):
-            Cross.execute(fx.model, "anchor", "first", 0, 1.0)
+    with pytest.raises(Err, match=r"\[CrossStreamAttention\] input 'model'.*MiniMax H3.*audio"):
+        Cross.execute(fx.model, "anchor", "first", 0, 1.0)
+    F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))
+
+
+def _ltx2_reference(fx, seed=3):
+    v = F.video_part(fx.latent["samples"])
+    return {"samples": torch.randn(1, v.shape[1], 1, *v.shape[3:], generator=torch.Generator().manual_seed(seed))}
+
+
+@pytest.mark.parametrize("windows", [False, True], ids=["whole", "LTXVContextWindows"])
+def test_reference_on_ltx2_changes_the_video_and_keeps_the_audio(comfy, pack, windows):
+    """LTX-2 (video + audio NestedTensor latent, through KSampler): ReferenceImageCondition changes the video; its
+    write pass is video-only (the adapter's ``write_kwargs``: ``latent_shapes`` = the one-frame video shape) and in
+    every call that reads the reference the audio part of the prediction is the unpatched model's bit for bit
+    (``UntouchedParts``), so after one step the audio latent equals the unpatched run's. Strength 0 is bit-identical;
+    the input model is unchanged. Fails without ``other_parts_untouched`` / the ``ensure_untouched_parts`` line in
+    ``apply_reference_dit`` (audio differs), or without ``latent_shapes`` in ``LtxAvAdapter.write_kwargs`` (the
+    write pass then crashes in ``separate_audio_and_video_latents``)."""
+    Ref, _, _ = _nodes(pack)
+    fx = F.build("ltx2", frames=5 if windows else 2)
+    before = F.model_fingerprint(fx.model)
+    model = _ltx2_windows(fx.model) if windows else fx.model
+    ref = _ltx2_reference(fx)
+    plain = F.sample_ksampler(model, fx.positive, fx.negative, fx.latent, steps=1, seed=3)
+    m, lat = _out(Ref.execute(model, ref, fx.latent, 1.0, anchor_first_frame=False))
+    out = F.sample_ksampler(m, fx.positive, fx.negative, lat, steps=1, seed=3)
+    (pv, pa), (ov, oa) = plain.unbind(), out.unbind()
+    assert torch.isfinite(ov).all() and (ov - pv).abs().max() > 1e-4
+    assert torch.equal(oa, pa)
+    m0, lat0 = _out(Ref.execute(model, ref, fx.latent, 0.0))
+    zero = F.sample_ksampler(m0, fx.positive, fx.negative, lat0, steps=1, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(zero.unbind(), plain.unbind()))
+    F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))
+
+
+def test_reference_anchor_on_ltx2_holds_video_frame_zero(comfy, pack):
+    """``anchor_first_frame`` on the LTX-2 (video + audio) latent: latent frame 0 of the video part comes out as the
+    reference (the anchor finds it in the sampler's flat-packed mask through the adapter's ``hold_first_frame``),
+    the other frames do not, the audio is sampled. Fails if ``LtxAvAdapter.hold_first_frame`` is removed (the
+    packed 3-D mask is then left as it is and frame 0 is denoised away)."""
+    Ref, _, _ = _nodes(pack)
+    fx = F.build("ltx2", frames=2)
+    ref = _ltx2_reference(fx)
+    m, lat = _out(Ref.execute(fx.model, ref, fx.latent, 1.0, anchor_first_frame=True))
+    assert F.is_av(lat["samples"]) and F.is_av(lat["noise_mask"])
+    out = F.sample_ksampler(m, fx.positive, fx.negative, lat, steps=2, seed=3)
+    v, a = out.unbind()
+    assert torch.allclose(v[:, :, 0], ref["samples"][:, :, 0], atol=1e-5)
+    assert not torch.allclose(v[:, :, 1], ref["samples"][:, :, 0], atol=1e-2)
+    assert torch.isfinite(a).all()
+
+
+def test_reference_anchor_on_the_ltx2_video_latent_before_concat(comfy, pack):
+    """Wired as in ComfyUI's LTX-2 graphs, on the video latent before ``LTXVConcatAVLatent`` (core's node then packs
+    the 1-channel video mask with an all-ones audio mask): video frame 0 still comes out as the reference. Fails if
+    ``LtxAvAdapter.hold_first_frame`` is removed."""
+    import nodes
+
+    Ref, _, _ = _nodes(pack)
+    fx = F.build("ltx2", frames=2)
+    ref = _ltx2_reference(fx)
+    video, audio = fx.latent["samples"].unbind()
+    m, vlat = _out(Ref.execute(fx.model, ref, {"samples": video}, 1.0, anchor_first_frame=True))
+    assert not F.is_av(vlat["samples"]) and vlat["noise_mask"].shape[1] == 1
+    lat = _out(nodes.NODE_CLASS_MAPPINGS["LTXVConcatAVLatent"].execute(vlat, {"samples": audio}))[0]
+    v, _ = F.sample_ksampler(m, fx.positive, fx.negative, lat, steps=2, seed=3).unbind()
+    assert torch.allclose(v[:, :, 0], ref["samples"][:, :, 0], atol=1e-5)
+    assert not torch.allclose(v[:, :, 1], ref["samples"][:, :, 0], atol=1e-2)
+
+
+def test_reference_on_ltx2_error_leaves_the_model_unchanged(comfy, pack):
+    """A reference of the wrong size is refused naming the node and the input; the input model is unchanged."""
+    Ref, _, Err = _nodes(pack)
+    fx = F.build("ltx2", frames=2)
+    before = F.model_fingerprint(fx.model)
+    bad = {"samples": torch.zeros(1, F.spec("ltx2").latent_channels, 1, 3, 3)}
+    with pytest.raises(Err, match=r"\[ReferenceImageCondition\] input 'reference'"):
+        Ref.execute(fx.model, bad, fx.latent, 1.0)
     F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))
 
 

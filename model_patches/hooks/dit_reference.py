@@ -15,7 +15,8 @@ from ..dit_attention import DitExtension
 from ..errors import ParameterError
 from ..video import percent_sigmas
 from .dit import (BlockCall, DIT_BANKS_KEY, DIT_CALL_KEY, DIT_RUN_KEY, DIT_WRITING_KEY, DitCall, REFERENCE_POSITION,
-                  TimeShift, WRAPPER_KEY, call_in_range, call_of, ensure_scopes, install_extender, require_dit,
+                  TimeShift, WRAPPER_KEY, call_in_range, call_of, ensure_scopes, ensure_untouched_parts,
+                  install_extender, require_dit,
                   select_block_share)
 from .state import sigma_bounds
 
@@ -145,48 +146,50 @@ class DitReferenceWriter:
         call = transformer_options.get(DIT_CALL_KEY)
         to[DIT_CALL_KEY] = DitCall(sigma, 1, getattr(base_model, "model_sampling", None),
                                    call.extras if call is not None else self.adapter.call_extras(kwargs))
-        kw = {k: one(v) for k, v in self.adapter.write_kwargs(kwargs).items()}
+        kw = {k: one(v) for k, v in self.adapter.write_kwargs(kwargs, tuple(x_ref.shape)).items()}
         with torch.no_grad():
             executor(x_ref, t1, one(c_concat), one(c_crossattn), None, to, **kw)
         return bank
 
 
 class DitFirstFrameAnchor:
-    """``denoise_mask_function``: latent frame 0 keeps the (noised) reference over the step range."""
+    """``denoise_mask_function``: latent frame 0 of the video keeps the (noised) reference over the step range
+    (where that frame is in the sampler's mask: :meth:`.adapters.DitAdapter.hold_first_frame`)."""
 
-    def __init__(self, start_percent, end_percent, sigma_start, sigma_end, previous=None):
-        self.start_percent, self.end_percent = start_percent, end_percent
+    def __init__(self, adapter, start_percent, end_percent, sigma_start, sigma_end, previous=None):
+        self.adapter, self.start_percent, self.end_percent = adapter, start_percent, end_percent
         self.sigma_start, self.sigma_end, self.previous = sigma_start, sigma_end, previous
 
     def __repr__(self):
-        return f"DitFirstFrameAnchor({self.start_percent}, {self.end_percent}, previous={self.previous!r})"
+        return f"DitFirstFrameAnchor({self.adapter.name}, {self.start_percent}, {self.end_percent}, previous={self.previous!r})"
 
     def __call__(self, sigma, denoise_mask, extra_options):
         if self.previous is not None:
             denoise_mask = self.previous(sigma, denoise_mask, extra_options)
-        if denoise_mask.ndim != 5:
-            return denoise_mask
-        guider = (extra_options or {}).get("model")
-        ms = getattr(getattr(guider, "inner_model", None), "model_sampling", None)
-        hi, lo = sigma_bounds(ms, self.start_percent, self.end_percent, (self.sigma_start, self.sigma_end))
+        base_model = getattr((extra_options or {}).get("model"), "inner_model", None)
+        hi, lo = sigma_bounds(getattr(base_model, "model_sampling", None), self.start_percent, self.end_percent,
+                              (self.sigma_start, self.sigma_end))
         s = sigma.max() if torch.is_tensor(sigma) else torch.tensor(float(sigma))
         keep = ((s <= hi) & (s >= lo)).to(denoise_mask.dtype)
-        denoise_mask = denoise_mask.clone()
-        denoise_mask[:, :, 0] = denoise_mask[:, :, 0] * (1 - keep)
-        return denoise_mask
+        return self.adapter.hold_first_frame(denoise_mask, keep, base_model)
 
 
-def reference_video_latent_5d(video: dict, reference: torch.Tensor, anchor: bool) -> dict:
-    """The video LATENT to sample: with the anchor, latent frame 0 holds the reference and a noise_mask of
-    ones (the denoise_mask_function zeroes frame 0 over the step range)."""
+def reference_video_latent_5d(video: dict, reference: torch.Tensor, anchor: bool, adapter) -> dict:
+    """The video LATENT to sample: with the anchor, latent frame 0 of its video part holds the reference and a
+    noise_mask of ones (the denoise_mask_function zeroes frame 0 over the step range). A latent that packs more than
+    the video (:meth:`.adapters.DitAdapter.video_part`) keeps its other parts and their masks."""
     if not anchor:
         return video
-    samples = video["samples"].clone()
-    samples[:, :, 0] = reference[:1, :, 0].to(samples.dtype)
+    samples = video["samples"]
+    vid = adapter.video_part(samples).clone()
+    vid[:, :, 0] = reference[:1, :, 0].to(vid.dtype)
     out = dict(video)
-    out["samples"] = samples
+    out["samples"] = adapter.with_video_part(samples, vid)
     if video.get("noise_mask") is None:
-        out["noise_mask"] = samples.new_ones((samples.shape[0], 1, *samples.shape[2:]))
+        if getattr(samples, "is_nested", False):   # each part's mask at its full shape, as ComfyUI's own AV nodes
+            out["noise_mask"] = type(samples)(tuple(torch.ones_like(t) for t in samples.unbind()))
+        else:
+            out["noise_mask"] = vid.new_ones((vid.shape[0], 1, *vid.shape[2:]))
     return out
 
 
@@ -216,9 +219,13 @@ def apply_reference_dit(model, reference: torch.Tensor, strength: float, style_f
         install_extender(m, adapter, keys, DitReferenceExtender(s))
         m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, f"{WRAPPER_KEY}.reference.{s.uid}",
                                DitReferenceWriter(s, as_video_reference(reference), adapter))
+        # inside the writer: active in the calls that read this step's reference bank
+        ensure_untouched_parts(m, adapter, f"{WRAPPER_KEY}.untouched.{s.uid}",
+                               lambda to, uid=s.uid: uid in (to.get(DIT_BANKS_KEY) or {}))
     if anchor_first_frame:
-        m.set_model_denoise_mask_function(DitFirstFrameAnchor(float(start_percent), float(end_percent), sigma_start,
-                                                              sigma_end, m.model_options.get("denoise_mask_function")))
+        m.set_model_denoise_mask_function(DitFirstFrameAnchor(adapter, float(start_percent), float(end_percent),
+                                                              sigma_start, sigma_end,
+                                                              m.model_options.get("denoise_mask_function")))
     return m
 
 

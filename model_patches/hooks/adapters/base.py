@@ -114,9 +114,27 @@ class DitAdapter(Adapter):
         """What of a model call's keyword inputs the RoPE of this family needs (hashable; default none)."""
         return ()
 
-    def write_kwargs(self, kwargs: dict) -> dict:
-        """The keyword inputs of the reference write pass (one still latent frame) from the video call's."""
+    def write_kwargs(self, kwargs: dict, ref_shape: tuple) -> dict:
+        """The keyword inputs of the reference write pass (one still latent frame of shape ``ref_shape``) from the
+        video call's."""
         return kwargs
+
+    def with_video_part(self, samples, video):
+        """``samples`` (a sampled latent, as :meth:`video_part` reads it) with its video part replaced by ``video``
+        (the other parts kept)."""
+        tensors = getattr(samples, "tensors", None) if getattr(samples, "is_nested", False) else None
+        if tensors:
+            return type(samples)((video,) + tuple(tensors[1:]))
+        return video
+
+    def hold_first_frame(self, denoise_mask, keep, base_model):
+        """``denoise_mask`` (as the sampler hands it to a ``denoise_mask_function``) with latent frame 0 of the video
+        scaled by ``1 - keep``; a new tensor. A 5-D mask is the video's; any other is left as it is."""
+        if denoise_mask.ndim != 5:
+            return denoise_mask
+        denoise_mask = denoise_mask.clone()
+        denoise_mask[:, :, 0] = denoise_mask[:, :, 0] * (1 - keep)
+        return denoise_mask
 
     def time_rotation(self, diffusion_model, p_from: int, p_to: int, options: dict, extras: tuple, device):
         """The rotation that moves a key recorded at latent frame ``p_from`` of a call to latent frame ``p_to``,

@@ -14,7 +14,7 @@
   one at ``(time(a), 0, 0)`` (angles are affine in the coordinate, so the spatial part cancels). Frames in front
   of frame 0 are 8 pixel frames apart, as the model's frames after the first are.
 - Context windows: core windows over latent time (``LTXVContextWindows``, ``dim == 2``); positions restart at 0.
-- Refused on LTX-2: see :meth:`LtxAvAdapter.unsupported`.
+- LTX-2's reference write pass: see :class:`LtxAvAdapter`.
 
 Version difference (feature-detected): ComfyUI 0.33 builds RoPE in the model (``_prepare_positional_embeddings``,
 (matrix, split) pairs applied by ``apply_rotary_emb``); 0.3.75 has the module function ``precompute_freqs_cis``
@@ -22,6 +22,7 @@ Version difference (feature-detected): ComfyUI 0.33 builds RoPE in the model (``
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -47,10 +48,11 @@ class LtxvAdapter(DitAdapter):
             fr = 25.0
         return (("frame_rate", fr),)
 
-    def write_kwargs(self, kwargs):
-        # keyframe guides' coordinates and attention entries belong to the video's appended guide tokens
-        return {k: v for k, v in kwargs.items() if k not in ("keyframe_idxs", "guide_attention_entries",
-                                                            "generated_keyframes")}
+    # keyframe guides' coordinates and attention entries belong to the video's appended guide tokens
+    write_drops = ("keyframe_idxs", "guide_attention_entries", "generated_keyframes")
+
+    def write_kwargs(self, kwargs, ref_shape):
+        return {k: v for k, v in kwargs.items() if k not in self.write_drops}
 
     def _video_positions(self, dm, coords, frame_rate):
         return dm._prepare_positional_embeddings(coords, frame_rate, torch.float32)
@@ -95,9 +97,16 @@ class LtxvAdapter(DitAdapter):
 class LtxAvAdapter(LtxvAdapter):
     """LTX-2: the video stream as LTX-Video's (its own RoPE method's video part); the audio stream attends to the
     video in every block, so the audio part of each patched call is taken from a pass without our patches
-    (``other_parts_untouched``, :class:`..dit.UntouchedParts`)."""
+    (``other_parts_untouched``, :class:`..dit.UntouchedParts`).
+
+    The reference write pass is a video-only call: ``latent_shapes`` is the one-frame video shape alone, so ComfyUI
+    unpacks it as a one-part latent (``comfy.utils.unpack_latents``), ``LTXAVModel.separate_audio_and_video_latents``
+    gives an empty audio stream and every block skips its audio and audio/video attentions
+    (``run_ax``/``run_a2v`` need audio tokens); the audio-only inputs of the video call (its audio mask, reference
+    audio) are dropped, and so is the video's denoise mask (its frame count is the video's, not the reference's)."""
 
     other_parts_untouched = True
+    write_drops = LtxvAdapter.write_drops + ("denoise_mask", "audio_denoise_mask", "ref_audio", "audio_length")
 
     def _video_positions(self, dm, coords, frame_rate):
         # LTX-2's own method takes (video, audio) coordinates; its video part is the LTX-Video method it extends
@@ -107,12 +116,23 @@ class LtxAvAdapter(LtxvAdapter):
         img = args["img"]
         return int((img[0] if isinstance(img, (tuple, list)) else img).shape[1])
 
-    def unsupported(self, technique):
-        if technique in ("reference", "anchor_first_frame"):
-            return ("LTX-2 (LTXAV) samples video and audio as one packed latent whose audio attends to the video in "
-                    "every block; the reference write pass here runs a one-frame video latent and has no audio part "
-                    "for it, so it is not supported on this model yet")
-        return None
+    def write_kwargs(self, kwargs, ref_shape):
+        kw = super().write_kwargs(kwargs, ref_shape)
+        kw["latent_shapes"] = [tuple(int(d) for d in ref_shape)]
+        return kw
+
+    def hold_first_frame(self, denoise_mask, keep, base_model):
+        # the sampler packs the (video, audio) masks flat as it packs the latent ([B, 1, N], video first, each
+        # expanded to its part's full shape); the shapes are on the model while it samples (BaseModel.latent_shapes)
+        shapes = getattr(base_model, "latent_shapes", None)
+        if denoise_mask.ndim == 5 or not shapes or len(shapes) < 2 or len(shapes[0]) != 5:
+            return super().hold_first_frame(denoise_mask, keep, base_model)
+        vs = [int(d) for d in shapes[0]]
+        n = math.prod(vs[1:])
+        video = denoise_mask[..., :n].reshape(denoise_mask.shape[0], *vs[1:]).clone()
+        video[:, :, 0] = video[:, :, 0] * (1 - keep)
+        return torch.cat((video.reshape(denoise_mask.shape[0], 1, n).to(denoise_mask.dtype),
+                          denoise_mask[..., n:]), dim=-1)
 
 
 def detect(diffusion_model) -> DitAdapter | None:
