@@ -183,6 +183,13 @@ def _drop_failing(F, fx, cfgs, pairs, errors, steps: int) -> None:
                     errors[p] = f"its baseline {name!r} fails: {why}"
 
 
+def _untouched(model) -> bool:
+    """Whether the family's adapter keeps the non-video parts of the latent untouched (one more forward)."""
+    from coherent_video.model_patches.hooks.adapters import adapter_for
+
+    return bool(getattr(adapter_for(model), "other_parts_untouched", False))
+
+
 def check_invariants(F, pack, fx, cfgs, steps: int) -> list[str]:
     """The invariants; a list of what broke (empty = all hold)."""
     import torch
@@ -202,8 +209,12 @@ def check_invariants(F, pack, fx, cfgs, steps: int) -> list[str]:
         F.sample_ksampler(pm, fx.positive, fx.negative, fx.latent, steps=steps)
         m, calls = F.count_model_calls(cfgs["reference"][0])
         out = F.sample_ksampler(m, fx.positive, fx.negative, cfgs["reference"][1], steps=steps)
-        if len(calls) - len(plain_calls) != steps:
-            broken.append(f"reference write passes: {len(calls) - len(plain_calls)} for {steps} steps")
+        # + one write pass per step; video + audio families whose adapter keeps the audio untouched also run one
+        # unpatched pass per reference-reading call (UntouchedParts)
+        extra = len(calls) - len(plain_calls)
+        want = steps + (len(plain_calls) if _untouched(fx.model) else 0)
+        if extra != want:
+            broken.append(f"reference made {extra} extra model calls in {steps} steps (expected {want})")
         if not finite(out):
             broken.append("reference output not finite")
     try:
@@ -220,9 +231,7 @@ def check_invariants(F, pack, fx, cfgs, steps: int) -> list[str]:
         aout = F.sample_ksampler(am, fx.positive, fx.negative, lat, steps=steps)
         # video + audio families whose adapter keeps the audio untouched: one unpatched pass more per patched call
         # (hooks/dit.py UntouchedParts), by design; any other extra call is a regression
-        from coherent_video.model_patches.hooks.adapters import adapter_for
-
-        per_call = 2 if getattr(adapter_for(fx.model), "other_parts_untouched", False) else 1
+        per_call = 2 if _untouched(fx.model) else 1
         if len(acalls) != per_call * len(wcalls):
             broken.append(f"cross-window anchor made {len(acalls)} model calls, windows alone {len(wcalls)} "
                           f"(expected x{per_call})")
