@@ -2,9 +2,9 @@
 its ``WAN21_I2V`` class exists on 0.3.75 too), LTX-2 (``LTXAV``) and MiniMax H3 (``MiniMaxH3``), which skip with the
 reason on 0.3.75 (``support.families`` skips when the class is missing).
 
-CrossStreamAttention runs on LTX-2 under ``LTXVContextWindows``; ReferenceImageCondition on LTX-2 and both nodes on
-MiniMax H3 are refused by their adapters (``hooks/adapters/ltxv.py``, ``minimax_h3.py``) with a reason about the
-model; a refusal names the node, the input and the model, and leaves the input model unchanged.
+CrossStreamAttention runs on LTX-2 under ``LTXVContextWindows``; ReferenceImageCondition on LTX-2 is refused by its
+adapter (``hooks/adapters/ltxv.py``) with a reason about the model; a refusal names the node, the input and the
+model, and leaves the input model unchanged. MiniMax H3 takes both nodes: ``tests/test_dit_h3_attention.py``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from support import families as F
 from support.testing import attention_nodes as _nodes, node_outputs as _out
 
 
-@pytest.mark.parametrize("family,label,cross", [("ltx2", "LTX-2", False), ("minimax_h3", "MiniMax H3", True)])
+@pytest.mark.parametrize("family,label,cross", [("ltx2", "LTX-2", False)])
 def test_av_families_refuse_with_a_reason_about_the_model(comfy, pack, family, label, cross):
     """Fails if an adapter stops refusing what it cannot do, or the refusal loses the node, the input or the
     model's name."""

@@ -15,8 +15,8 @@ from ..dit_attention import DitExtension
 from ..errors import ParameterError
 from ..video import percent_sigmas
 from .dit import (BlockCall, DIT_BANKS_KEY, DIT_CALL_KEY, DIT_RUN_KEY, DIT_WRITING_KEY, DitCall, REFERENCE_POSITION,
-                  TimeShift, WRAPPER_KEY, call_in_range, call_of, ensure_scopes, install_extender, require_dit,
-                  select_block_share)
+                  TimeShift, WRAPPER_KEY, call_in_range, call_of, ensure_scopes, ensure_untouched_parts,
+                  install_extender, require_dit, select_block_share)
 from .state import sigma_bounds
 
 
@@ -146,6 +146,7 @@ class DitReferenceWriter:
         to[DIT_CALL_KEY] = DitCall(sigma, 1, getattr(base_model, "model_sampling", None),
                                    call.extras if call is not None else self.adapter.call_extras(kwargs))
         kw = {k: one(v) for k, v in self.adapter.write_kwargs(kwargs).items()}
+        x_ref, kw = self.adapter.write_inputs(x_ref, kw)
         with torch.no_grad():
             executor(x_ref, t1, one(c_concat), one(c_crossattn), None, to, **kw)
         return bank
@@ -216,6 +217,8 @@ def apply_reference_dit(model, reference: torch.Tensor, strength: float, style_f
         install_extender(m, adapter, keys, DitReferenceExtender(s))
         m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, f"{WRAPPER_KEY}.reference.{s.uid}",
                                DitReferenceWriter(s, as_video_reference(reference), adapter))
+    # the other parts of a packed latent (audio) as the unpatched model gives them, where the adapter asks for it
+    ensure_untouched_parts(m, adapter, f"{WRAPPER_KEY}.untouched.{s.uid}", lambda to: to.get(DIT_WRITING_KEY) is None)
     if anchor_first_frame:
         m.set_model_denoise_mask_function(DitFirstFrameAnchor(float(start_percent), float(end_percent), sigma_start,
                                                               sigma_end, m.model_options.get("denoise_mask_function")))
