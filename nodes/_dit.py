@@ -52,7 +52,7 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
         return model.clone(), video_latent
     with node_errors(node, {"seed": "noise_seed"}):
         m = apply_reference_dit(model, ref5, strength, style_fidelity, attention_weight, start_percent, end_percent,
-                                bool(anchor_first_frame), int(noise_seed))
+                                bool(anchor_first_frame), int(noise_seed), NodeReporter(node))
     add_concat_guard(m, NodeReporter(node))   # core windows that cannot cut c_concat (hooks/core_windows.py)
     return m, reference_video_latent_5d(video_latent, ref5, bool(anchor_first_frame))
 

@@ -151,3 +151,33 @@ def test_h3_cross_stream_outside_windows_is_the_unpatched_model(comfy, pack):
         c = _out(Cross.execute(fx.model, mode, "first", 0, 1.0))[0]
         assert F.same(F.sample_ksampler(c, fx.positive, fx.negative, fx.latent, steps=1, seed=3), plain), mode
     F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))
+
+
+def _h3_windows(model):
+    return F.core_windows("ContextWindowsManual", model, context_length=4, context_overlap=2,
+                          context_schedule="standard_static", context_stride=1, closed_loop=False,
+                          fuse_method="pyramid", dim=2, freenoise=False)
+
+
+def test_h3_under_core_windows_is_a_named_error(comfy, pack):
+    """ComfyUI 0.33's core context windows cannot window H3's packed video + audio latent (``MiniMaxH3`` has no
+    ``map_context_window_to_modalities``: core raises ``NotImplementedError`` on the unpatched model). Our nodes name
+    it: at the node when the windows come first, at the start of sampling when they come after; the input model is
+    unchanged. Fails if the adapter's ``core_windows_unsupported`` returns None (core's NotImplementedError then
+    surfaces, without the node's name). Where a newer ComfyUI maps H3's windows, the test is skipped."""
+    Ref, Cross, Err = _nodes(pack)
+    fx = _fixture(frames=8)
+    if hasattr(fx.model.model, "map_context_window_to_modalities"):
+        pytest.skip("this ComfyUI maps context windows to H3's audio (map_context_window_to_modalities)")
+    before = F.model_fingerprint(fx.model)
+    with pytest.raises(NotImplementedError, match="map_context_window_to_modalities"):
+        F.sample_ksampler(_h3_windows(fx.model), fx.positive, fx.negative, fx.latent, steps=1)
+    wm = _h3_windows(fx.model)
+    with pytest.raises(Err, match=r"\[CrossStreamAttention\] input 'model'.*MiniMax H3.*map_context_window_to_modalities"):
+        Cross.execute(wm, "anchor", "first", 0, 1.0)
+    with pytest.raises(Err, match=r"\[ReferenceImageCondition\] input 'model'.*MiniMax H3.*map_context_window"):
+        Ref.execute(wm, _reference(fx), fx.latent, 1.0, anchor_first_frame=False)
+    c = _out(Cross.execute(fx.model, "anchor", "first", 0, 1.0))[0]
+    with pytest.raises(Err, match=r"\[CrossStreamAttention\] input 'model'.*MiniMax H3"):
+        F.sample_ksampler(_h3_windows(c), fx.positive, fx.negative, fx.latent, steps=1)
+    F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))

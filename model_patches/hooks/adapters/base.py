@@ -126,6 +126,11 @@ class DitAdapter(Adapter):
         ``x_ref`` in the form the model takes (a packed video + audio latent packs it with an empty audio part)."""
         return x_ref, kwargs
 
+    def core_windows_unsupported(self, base_model) -> str | None:
+        """Why this ComfyUI's core context windows cannot window this model (``base_model``: the
+        ``comfy.model_base`` object), as a reason about the model and the ComfyUI; None when they can."""
+        return None
+
     def video_channels(self, model) -> int:
         """Channels of the video latent (an audio-video latent format may state the wider of its streams)."""
         return int(model.get_model_object("latent_format").latent_channels)

@@ -22,7 +22,9 @@
   split-half RoPE the model uses (``comfy.quant_ops.ck.apply_rope_split_half1`` over the rotated head prefix).
 - Reference write pass: the one-frame reference latent packed with an empty audio part (``write_inputs``), the
   call's text and H3 payload (same origin of the video time grid), without the denoise masks.
-- Context windows: see the README (core windows of ComfyUI 0.33 do not window the packed latent).
+- Context windows: ComfyUI 0.33's core windows cannot window the packed latent (``MiniMaxH3`` has no
+  ``map_context_window_to_modalities``; core raises ``NotImplementedError`` on the unpatched model):
+  :meth:`MiniMaxH3Adapter.core_windows_unsupported` names that where our nodes meet core windows.
 - Refused: the first-frame anchor (see :meth:`MiniMaxH3Adapter.unsupported`).
 """
 from __future__ import annotations
@@ -63,6 +65,16 @@ class MiniMaxH3Adapter(DitAdapter):
                     "its own keyframe rows (ComfyUI's MiniMax H3 image-to-video conditioning); hold frame 0 there and "
                     "leave anchor_first_frame off")
         return None
+
+    def core_windows_unsupported(self, base_model):
+        if hasattr(base_model, "map_context_window_to_modalities"):
+            return None
+        return (f"core context windows of this ComfyUI cannot window MiniMax H3's packed video + audio latent: "
+                f"its {type(base_model).__name__} model has no map_context_window_to_modalities (the map from a "
+                "video window to its audio span that core windows need for a multimodal latent; they fail on this "
+                "model without our nodes too), and its audio latent [1, 32, 2, T_a] has time on its last axis, not "
+                "the video's dim 2. Sample H3 without context windows (it attends across all its frames), or "
+                "extend it clip by clip")
 
     def video_channels(self, model) -> int:
         dm = model.get_model_object("diffusion_model")
