@@ -114,9 +114,10 @@ def check_same_device(t, other, node: str, input_name: str, other_name: str) -> 
           f"is on {t.device} but {other_name} is on {other.device}; keep both on one device")
 
 
-def check_latent_channels(model, ref_channels: int, video_channels: int, node: str) -> None:
-    """The reference and the video latent have the model's latent channels (``reference`` is named)."""
-    lat_ch = int(model.get_model_object("latent_format").latent_channels)
+def check_latent_channels(model, ref_channels: int, video_channels: int, node: str, expected: int | None = None) -> None:
+    """The reference and the video latent have the model's latent channels (``expected``, default the latent
+    format's) (``reference`` is named)."""
+    lat_ch = int(expected if expected is not None else model.get_model_object("latent_format").latent_channels)
     if ref_channels != video_channels or video_channels != lat_ch:
         raise NodeInputError(node, "reference", f"has {ref_channels} channels but the video latent has {video_channels} "
                                                 f"and the model expects {lat_ch}")

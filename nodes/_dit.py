@@ -1,4 +1,4 @@
-"""The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5, LTX-Video, LTX-2) of ReferenceImageCondition and
+"""The DiT video-model paths (Wan 2.1/2.2, HunyuanVideo 1.5, LTX-Video, LTX-2, MiniMax H3) of ReferenceImageCondition and
 CrossStreamAttention.
 
 The nodes call these when their MODEL is a DiT video model; the hooks are in
@@ -17,8 +17,12 @@ from ._common import (NodeInputError, NodeReporter, check, check_frames, check_l
 __all__ = ["reference_on_dit", "cross_stream_on_dit"]
 
 
-def _samples(latent, node: str, name: str, ndims: tuple, layout: str):
+def _samples(latent, node: str, name: str, ndims: tuple, layout: str, adapter=None):
+    """The LATENT's samples; of a video + audio NestedTensor latent (with the family's adapter), the
+    video part."""
     s = latent.get("samples") if isinstance(latent, dict) else None
+    if s is not None and getattr(s, "is_nested", False) and adapter is not None:
+        s = adapter.video_part(s)
     check(s is not None and hasattr(s, "ndim") and not getattr(s, "is_nested", False), node, name,
           "must be a LATENT with a plain 'samples' tensor")
     check_frames(s, node, name, ndims=ndims, layout=layout)
@@ -43,11 +47,12 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
     """(patched model, video LATENT) for a DiT video model; inputs already range-checked by the node."""
     with node_errors(node):
         adapter = require_dit(model, "reference")
-    ref = _samples(reference, node, "reference", (4, 5), "an image latent [1, C, H, W] or a video latent [B, C, T, H, W]")
+    ref = _samples(reference, node, "reference", (4, 5), "an image latent [1, C, H, W] or a video latent [B, C, T, H, W]",
+                   adapter)
     vid = _video_samples(video_latent, adapter, node, "video_latent")
     check_same_device(ref, vid, node, "reference", "video_latent")
     ref5 = as_video_reference(ref)
-    check_latent_channels(model, ref5.shape[1], vid.shape[1], node)
+    check_latent_channels(model, ref5.shape[1], vid.shape[1], node, adapter.video_channels(model))
     if tuple(ref5.shape[3:]) != tuple(vid.shape[3:]):
         raise NodeInputError(node, "reference", f"is latent {tuple(ref5.shape[3:])} but the video frames are latent "
                                                 f"{tuple(vid.shape[3:])}; make both the same size")
@@ -59,7 +64,7 @@ def reference_on_dit(node: str, model, reference, video_latent, strength, style_
         return model.clone(), video_latent
     with node_errors(node, {"seed": "noise_seed"}):
         m = apply_reference_dit(model, ref5, strength, style_fidelity, attention_weight, start_percent, end_percent,
-                                bool(anchor_first_frame), int(noise_seed))
+                                bool(anchor_first_frame), int(noise_seed), NodeReporter(node))
     add_concat_guard(m, NodeReporter(node))   # core windows that cannot cut c_concat (hooks/core_windows.py)
     return m, reference_video_latent_5d(video_latent, ref5, bool(anchor_first_frame), adapter)
 

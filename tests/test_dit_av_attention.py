@@ -3,9 +3,8 @@ its ``WAN21_I2V`` class exists on 0.3.75 too), LTX-2 (``LTXAV``) and MiniMax H3 
 reason on 0.3.75 (``support.families`` skips when the class is missing).
 
 CrossStreamAttention and ReferenceImageCondition (its first-frame anchor included) run on LTX-2, also under
-``LTXVContextWindows``, with the audio part of every patched call the unpatched model's; both nodes on MiniMax H3
-are refused by its adapter (``hooks/adapters/minimax_h3.py``) with a reason about the model; a refusal names the
-node, the input and the model, and leaves the input model unchanged.
+``LTXVContextWindows``, with the audio part of every patched call the unpatched model's. MiniMax H3 takes both nodes:
+``tests/test_dit_h3_attention.py``.
 """
 from __future__ import annotations
 
@@ -17,20 +16,6 @@ from support import families as F
 
 
 from support.testing import attention_nodes as _nodes, node_outputs as _out
-
-
-def test_minimax_h3_refuses_with_a_reason_about_the_model(comfy, pack):
-    """Fails if the H3 adapter stops refusing what it cannot do, or the refusal loses the node, the input or the
-    model's name."""
-    Ref, Cross, Err = _nodes(pack)
-    fx = F.build("minimax_h3", frames=2)
-    before = F.model_fingerprint(fx.model)
-    ref = {"samples": torch.zeros(1, F.spec("minimax_h3").latent_channels, 1, 2, 2)}
-    with pytest.raises(Err, match=r"\[ReferenceImageCondition\] input 'model'.*MiniMax H3.*audio"):
-        Ref.execute(fx.model, ref, fx.latent, 1.0)
-    with pytest.raises(Err, match=r"\[CrossStreamAttention\] input 'model'.*MiniMax H3.*audio"):
-        Cross.execute(fx.model, "anchor", "first", 0, 1.0)
-    F.assert_same_fingerprint(before, F.model_fingerprint(fx.model))
 
 
 def _ltx2_reference(fx, seed=3):

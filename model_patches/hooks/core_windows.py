@@ -20,6 +20,10 @@ import copy
 
 import torch
 
+from comfy.patcher_extension import WrappersMP
+
+from ..errors import ParameterError
+
 
 def batch_problem(model_options: dict, x: torch.Tensor) -> str | None:
     """Why core context windows on this model cannot sample ``x``, or None."""
@@ -99,3 +103,35 @@ def add_batch_guard(model_patcher, reporter) -> None:
 
     model_patcher.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, GUARD_KEY)
     model_patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, GUARD_KEY, outer_sample)
+
+
+# --- core windows that cannot window a model (the family's adapter says why) ---------------------------------
+class CoreWindowsGuard:
+    """``OUTER_SAMPLE`` wrapper: where the sampled model has core context windows
+    (``model_options["context_handler"]``) that cannot window it (``adapter.core_windows_unsupported``), a
+    :class:`ParameterError` on ``model`` with the reason (through ``reporter``, which names the node), before any
+    step runs."""
+
+    def __init__(self, adapter, reporter):
+        self.adapter, self.reporter = adapter, reporter
+
+    def __repr__(self):
+        return f"CoreWindowsGuard({self.adapter.name})"
+
+    def __call__(self, executor, *args, **kwargs):
+        guider = executor.class_obj
+        if guider.model_options.get("context_handler") is not None:
+            why = self.adapter.core_windows_unsupported(guider.model_patcher.model)
+            if why:
+                raise self.reporter.error(ParameterError("model", why))
+        return executor(*args, **kwargs)
+
+
+def ensure_windows_guard(m, adapter, key: str, reporter) -> None:
+    """Install :class:`CoreWindowsGuard` under ``key`` on the clone ``m`` (and raise now where ``m`` already has
+    core windows that cannot window it)."""
+    if m.model_options.get("context_handler") is not None:
+        why = adapter.core_windows_unsupported(m.model)
+        if why:
+            raise reporter.error(ParameterError("model", why))
+    m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, CoreWindowsGuard(adapter, reporter))

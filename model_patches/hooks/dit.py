@@ -266,7 +266,7 @@ def _attention_override(ctx: BlockCall, previous, func, *args, **kwargs):
         x = e.extension(ctx, k, v, layout)
         if x is not None:
             exts.append(x)
-    if not exts:
+    if not exts or not any(w != 0 for e in exts for w in e.weights):
         return plain(*args, **kwargs)
     base_keys = k.shape[1 if layout == "bld" else 2]
 
@@ -280,7 +280,17 @@ def _attention_override(ctx: BlockCall, previous, func, *args, **kwargs):
             kw["mask"] = _rows_mask(pad_mask(kw["mask"], extra), qs.shape[0], q.shape[0])
         return plain(qs, ks, vs, *a, **kw)
 
-    return extended_attention(attn, q, k, v, exts, layout)
+    n_q = q.shape[d]
+    masked = kwargs.get("mask") is not None or (len(rest) >= 2 and rest[1] is not None)
+    if not (ctx.chain.adapter.video_queries_only and ctx.n_img < n_q) or masked:
+        return extended_attention(attn, q, k, v, exts, layout)
+    # the extra keys are for the video queries only: the others (text, audio) attend to the model's own keys
+    start = 0 if ctx.chain.adapter.image_first else n_q - ctx.n_img
+    q_other = q.narrow(d, ctx.n_img, n_q - ctx.n_img) if start == 0 else q.narrow(d, 0, start)
+    video = extended_attention(attn, q.narrow(d, start, ctx.n_img), k, v, exts, layout)
+    other = plain(q_other, k, v, *rest, **kwargs)
+    od = 2 if kwargs.get("skip_output_reshape") else 1   # optimized_attention's output: [B, L, H*D] or [B, H, L, D]
+    return torch.cat((video, other) if start == 0 else (other, video), dim=od)
 
 
 def _rows_mask(mask, rows: int, batch: int):

@@ -14,6 +14,7 @@ from ..video import percent_sigmas
 from .comfy_compat import window_frames
 from .dit import (BlockCall, DIT_RUN_KEY, DIT_WRITING_KEY, WRAPPER_KEY, TimeShift, call_in_range, call_of,
                   ensure_scopes, ensure_untouched_parts, install_extender, require_dit, select_block_thirds)
+from .core_windows import ensure_windows_guard
 from .state import sigma_bounds
 
 
@@ -141,6 +142,7 @@ def apply_cross_window(model, mode: str, anchor: str, anchor_index: int, strengt
     s = CrossWindowSettings(uuid.uuid4().hex, mode, anchor, int(anchor_index), float(strength), float(start_percent),
                             float(end_percent), *percent_sigmas(ms, start_percent, end_percent), reporter)
     m = model.clone()
+    ensure_windows_guard(m, adapter, f"{WRAPPER_KEY}.windows.{s.uid}", reporter)
     ensure_scopes(m, adapter)
     install_extender(m, adapter, keys, CrossWindowExtender(s))
     # acts in context windows only (outside them a DiT already attends across all frames)

@@ -12,12 +12,12 @@ from comfy.patcher_extension import WrappersMP
 
 from ..attention import batch_layout, branch_weights
 from ..dit_attention import DitExtension
-from ..errors import ParameterError
+from ..errors import ParameterError, Reporter
 from ..video import percent_sigmas
 from .dit import (BlockCall, DIT_BANKS_KEY, DIT_CALL_KEY, DIT_RUN_KEY, DIT_WRITING_KEY, DitCall, REFERENCE_POSITION,
                   TimeShift, WRAPPER_KEY, call_in_range, call_of, ensure_scopes, ensure_untouched_parts,
-                  install_extender, require_dit,
-                  select_block_share)
+                  install_extender, require_dit, select_block_share)
+from .core_windows import ensure_windows_guard
 from .state import sigma_bounds
 
 
@@ -147,6 +147,7 @@ class DitReferenceWriter:
         to[DIT_CALL_KEY] = DitCall(sigma, 1, getattr(base_model, "model_sampling", None),
                                    call.extras if call is not None else self.adapter.call_extras(kwargs))
         kw = {k: one(v) for k, v in self.adapter.write_kwargs(kwargs, tuple(x_ref.shape)).items()}
+        x_ref, kw = self.adapter.write_inputs(x_ref, kw)
         with torch.no_grad():
             executor(x_ref, t1, one(c_concat), one(c_crossattn), None, to, **kw)
         return bank
@@ -202,7 +203,8 @@ def as_video_reference(ref: torch.Tensor) -> torch.Tensor:
 
 
 def apply_reference_dit(model, reference: torch.Tensor, strength: float, style_fidelity: float, attention_weight: float,
-                        start_percent: float, end_percent: float, anchor_first_frame: bool, seed: int):
+                        start_percent: float, end_percent: float, anchor_first_frame: bool, seed: int,
+                        reporter: Reporter = Reporter()):
     """Clone ``model`` with the reference write pass and the reference K/V in the selected blocks."""
     adapter = require_dit(model, "reference")
     why = adapter.unsupported("anchor_first_frame") if anchor_first_frame else None
@@ -214,6 +216,7 @@ def apply_reference_dit(model, reference: torch.Tensor, strength: float, style_f
     s = DitReferenceSettings(uuid.uuid4().hex, float(strength), float(style_fidelity), int(seed), float(start_percent),
                              float(end_percent), sigma_start, sigma_end)
     m = model.clone()
+    ensure_windows_guard(m, adapter, f"{WRAPPER_KEY}.windows.{s.uid}", reporter)
     ensure_scopes(m, adapter)
     if keys:
         install_extender(m, adapter, keys, DitReferenceExtender(s))

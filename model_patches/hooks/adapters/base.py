@@ -93,6 +93,9 @@ class DitAdapter(Adapter):
     # the latent packs more than the video (ComfyUI 0.33 ``latent_shapes``: video first) and the other parts (audio)
     # must come out as the unpatched model gives them while our patches act on the video
     other_parts_untouched = False
+    # the self-attention runs over more than the video (text, audio) and extra keys (reference, anchor) are for the
+    # video queries only: the other queries attend to the model's own keys (one more attention call per block)
+    video_queries_only = False
 
     def video_part(self, x):
         """The video latent of a sampled latent: the first tensor of a NestedTensor (video + audio families; the
@@ -135,6 +138,20 @@ class DitAdapter(Adapter):
         denoise_mask = denoise_mask.clone()
         denoise_mask[:, :, 0] = denoise_mask[:, :, 0] * (1 - keep)
         return denoise_mask
+
+    def write_inputs(self, x_ref, kwargs: dict):
+        """``(x, kwargs)`` the reference write pass hands the model call: the noised one-frame video latent
+        ``x_ref`` in the form the model takes (a packed video + audio latent packs it with an empty audio part)."""
+        return x_ref, kwargs
+
+    def core_windows_unsupported(self, base_model) -> str | None:
+        """Why this ComfyUI's core context windows cannot window this model (``base_model``: the
+        ``comfy.model_base`` object), as a reason about the model and the ComfyUI; None when they can."""
+        return None
+
+    def video_channels(self, model) -> int:
+        """Channels of the video latent (an audio-video latent format may state the wider of its streams)."""
+        return int(model.get_model_object("latent_format").latent_channels)
 
     def time_rotation(self, diffusion_model, p_from: int, p_to: int, options: dict, extras: tuple, device):
         """The rotation that moves a key recorded at latent frame ``p_from`` of a call to latent frame ``p_to``,
