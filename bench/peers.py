@@ -216,22 +216,29 @@ def main(argv=None) -> int:
     load_pack_module()
     results = {}
     for f in (int(x) for x in args.frames.split(",") if x.strip()):
-        results[f"{args.size}x{args.size}_f{f}"] = {**reference_side_by_side(f, args.size, args.steps, args.pairs,
-                                                                             args.cfg, args.profile),
-                                                    "command": command.strip()}
+        key = f"{args.size}x{args.size}_f{f}"
+        results[key] = {**reference_side_by_side(f, args.size, args.steps, args.pairs, args.cfg, args.profile),
+                        "command": command.strip()}
+        if not args.quick:  # saved after each frame count: a long run that is stopped keeps what it measured
+            save_results({key: results[key]})
     if args.quick:
-        ok = all(r["result_check"]["same_kind"] and all(r[k]["median"] > 0 for k in r if k.endswith("_vs_unpatched") and isinstance(r[k], dict))
+        ok = all(r["result_check"]["same_kind"] and all(v["median"] > 0 for k, v in r.items()
+                                                        if k.endswith("_vs_unpatched") and isinstance(v, dict))
                  for r in results.values())
         print("quick check:", "ok" if ok else "FAILED")
         return 0 if ok else 1
+    return 0
+
+
+def save_results(entries: dict, section: str = "reference") -> None:
+    """Merge ``entries`` into bench/results/peers.json under ``section``."""
     path = RESULTS / "peers.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
-    saved.setdefault("reference", {}).update(results)
+    saved.setdefault(section, {}).update(entries)
     saved["reference_peer"] = "Kosinkadink/ComfyUI-Advanced-ControlNet v1.5.8 (9e60d8a), ../shared/interop"
     saved["machine"] = machine()
     path.write_text(json.dumps(saved, indent=2) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
-    return 0
+    print(f"wrote {path.relative_to(ROOT)} ({section}: {', '.join(entries)})")
 
 
 if __name__ == "__main__":
