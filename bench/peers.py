@@ -49,15 +49,22 @@ ACN_DIR = next((d for d in (ROOT.parent / "shared" / "interop" / "ComfyUI-Advanc
 CONFIGS = ("unpatched", "ours_attn", "ours_attn_adain", "theirs_attn", "theirs_attn_adain")
 
 
+class PeerMissing(RuntimeError):
+    """The peer pack is absent or does not load in this ComfyUI (the message says which)."""
+
+
 def load_acn() -> dict:
+    """ACN's nodes through ComfyUI's own custom-node loader. ACN v1.5.8's schemas reuse the ids positive/negative
+    for inputs and outputs, which ComfyUI 0.3.75's io layer rejects: it loads on 0.33 only."""
     import nodes
 
     if not (ACN_DIR / "__init__.py").is_file():
-        raise SystemExit(f"Advanced-ControlNet not found at {ACN_DIR} (see shared/interop/README.md)")
+        raise PeerMissing(f"Advanced-ControlNet not found at {ACN_DIR} (see shared/interop/README.md)")
     if "ACN_ReferenceControlNet" not in nodes.NODE_CLASS_MAPPINGS:
         asyncio.run(nodes.load_custom_node(str(ACN_DIR)))
     if "ACN_ReferenceControlNet" not in nodes.NODE_CLASS_MAPPINGS:
-        raise SystemExit("Advanced-ControlNet failed to load")
+        raise PeerMissing("Advanced-ControlNet does not load in this ComfyUI (v1.5.8's node schemas reuse input ids "
+                          "as output ids, which ComfyUI 0.3.75 rejects); run with .venv-0.33")
     return nodes.NODE_CLASS_MAPPINGS
 
 
@@ -106,15 +113,18 @@ def result_check(outputs: dict, reference) -> dict:
     return out
 
 
-def reference_side_by_side(frames: int, size: int, steps: int, pairs: int, cfg: float, profile: bool) -> dict:
+def reference_side_by_side(frames: int, size: int, steps: int, pairs: int, cfg: float, profile: bool,
+                            model=None, context_dim: int = 768, model_desc: str | None = None) -> dict:
+    """The side-by-side run; ``model`` defaults to the full-size random SD1.5 (bench/gpu.py passes its own)."""
     import nodes
     import torch
 
     from coherent_video.nodes.reference_image import ReferenceImageCondition
 
-    model = fixtures.sd15_model()
-    pos = fixtures.tiny_cond(tokens=77, context_dim=768, seed=1)
-    neg = fixtures.tiny_cond(tokens=77, context_dim=768, seed=2)
+    load_acn()
+    model = model if model is not None else fixtures.sd15_model()
+    pos = fixtures.tiny_cond(tokens=77, context_dim=context_dim, seed=1)
+    neg = fixtures.tiny_cond(tokens=77, context_dim=context_dim, seed=2)
     video = {"samples": torch.zeros(frames, 4, size, size)}
     ref_t = torch.randn(1, 4, size, size, generator=torch.Generator().manual_seed(0))
     ref = {"samples": ref_t}
@@ -161,7 +171,7 @@ def reference_side_by_side(frames: int, size: int, steps: int, pairs: int, cfg: 
         out["profile"] = prof
     out.update({"frames": frames, "latent": [size, size], "cfg": cfg, "rows_per_model_call": 2 * frames,
                 "steps": steps, "pairs": pairs, "threads": torch.get_num_threads(),
-                "model": "full-size SD1.5 U-Net (random weights, support.fixtures.sd15_model)",
+                "model": model_desc or "full-size SD1.5 U-Net (random weights, support.fixtures.sd15_model)",
                 "statistic": "median/min/max of per-round ratios over interleaved rounds (bench/_common.time_rounds, "
                              "1 warm-up each); per-step = run time / steps",
                 "settings": "ours: ReferenceImageCondition strength 1, style_fidelity 0.5, attention_weight 1, "
@@ -214,6 +224,11 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     load_pack_module()
+    try:
+        load_acn()
+    except PeerMissing as e:
+        print(f"bench.peers: {e}")
+        return 1
     results = {}
     for f in (int(x) for x in args.frames.split(",") if x.strip()):
         key = f"{args.size}x{args.size}_f{f}"
