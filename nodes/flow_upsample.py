@@ -30,10 +30,9 @@ OCCLUSION = {
 def rife_input():
     """The optional ``rife_model`` input: our RIFE type, and also core's ``INTERP_MODEL`` where this ComfyUI has
     core's FrameInterpolationModelLoader (feature-detected), so one loaded RIFE file serves both nodes."""
-    tip = ("Optional RIFE 4.x network from 'Load RIFE 4.x (CoherentVideo)'" +
-           (" or core's 'Load Frame Interpolation Model' (RIFE only)" if core_interp_model_type() else "") +
-           ". Connected: RIFE interpolates the images (quality/occlusion are then unused). "
-           "Unconnected: the weight-free flow.")
+    tip = ("Optional RIFE 4.x network from 'Load RIFE 4.x (CoherentVideo)', or (ComfyUI with core frame "
+           "interpolation) core's 'Load Frame Interpolation Model' holding RIFE. Connected: RIFE interpolates the "
+           "images (quality/occlusion are then unused). Unconnected: the weight-free flow.")
     ours = RIFE_TYPE.Input("rife_model", optional=True, tooltip=tip)
     core = core_interp_model_type()
     if core is None or not hasattr(io, "MultiType"):

@@ -556,6 +556,19 @@ def model_rows(readme: str) -> dict:
     return rows
 
 
+# Input types a node accepts only where this ComfyUI has them (feature-detected): written the same on every
+# ComfyUI, so the docs do not depend on the version that generated them.
+FEATURE_TYPES = {("CoherentVideo_FlowTemporalUpsample", "rife_model"): ("INTERP_MODEL", "core frame interpolation")}
+
+
+def _stable_type(node_id: str, input_name: str, io_type: str) -> str:
+    extra = FEATURE_TYPES.get((node_id, input_name))
+    if extra is None:
+        return io_type
+    base = ",".join(t for t in io_type.split(",") if t != extra[0])
+    return f"{base} (or {extra[0]} on a ComfyUI with {extra[1]})"
+
+
 def render(node_id: str, info: dict, readme: str) -> str:
     name = node_id[len(ID_PREFIX):]
     prose = PROSE[name]
@@ -580,7 +593,7 @@ def render(node_id: str, info: dict, readme: str) -> str:
         for input_name in info["input_order"].get(section, []):
             spec = info["input"][section][input_name]
             io_type, opts = spec[0], (spec[1] if len(spec) > 1 else {})
-            io_type = io_type if isinstance(io_type, str) else "COMBO"
+            io_type = _stable_type(node_id, input_name, io_type if isinstance(io_type, str) else "COMBO")
             desc = " ".join(t for t in (opts.get("tooltip", ""), notes.get(input_name, "")) if t)
             out.append(f"| `{input_name}` | {_cell(io_type)} | {'yes' if section == 'required' else 'no'} | "
                        f"{_cell(format_default(opts))} | {_cell(_format_range(input_name, io_type, opts))} | "
