@@ -17,6 +17,10 @@ Measured (real run: device cuda, fp16):
   512x512 and 1920x1080, x2, in output frames per second, with peak VRAM. RIFE's speed does not depend on
   its weights, so a RIFE 4.25-layout IFNet (5 blocks, 4-channel encoder) with seeded random weights is
   timed when no weights file is given (``--rife FILE`` to time a real one).
+- ``peers_reference``: bench/peers.py's side by side, ReferenceImageCondition vs Advanced-ControlNet's
+  reference-only (attn, attn+adain) at 64x64, 16 and 8 frames, ratios to unpatched and to each other
+  (median/min/max of interleaved rounds) and the result check; skipped with the reason where ACN does not
+  load (it needs ComfyUI 0.33: run this script with .venv-0.33 on the GPU).
 - The mid-size Wan (DiT) configuration waits for the DiT issue; the JSON says so.
 
 The dry run uses the tiny SD1.5-architecture U-Net at an 8x8 latent, 2 frames, 1 step, fp32, and flow at
@@ -187,6 +191,30 @@ def flow_speed(sizes: list[tuple[int, int]], frames: int, device, rife_file: str
     return out
 
 
+def peers_reference(kind: str, frames_list, size: int, steps: int, pairs: int, dtype, device) -> dict:
+    """bench/peers.py's side by side (ours vs Advanced-ControlNet reference-only) on this device: one entry per
+    frame count; a skip with the reason where ACN is absent or does not load (it needs ComfyUI 0.33)."""
+    import torch
+
+    from bench import peers
+
+    try:
+        peers.load_acn()
+    except peers.PeerMissing as e:
+        return {"skipped": str(e)}
+    model = build_model(kind, dtype, device)
+    ctx = 768 if kind == "sd15" else fixtures.TINY_CONTEXT_DIM
+    desc = f"{kind} U-Net, random seeded weights (support.fixtures), {str(dtype).replace('torch.', '')}"
+    out = {}
+    for frames in frames_list:
+        r = peers.reference_side_by_side(frames, size, steps, pairs, 2.0, False, model=model, context_dim=ctx,
+                                         model_desc=desc)
+        out[f"{size}x{size}_f{frames}"] = r
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU; proves the code runs (CI)")
@@ -204,6 +232,7 @@ def main(argv=None) -> dict:
         device, dtype = torch.device("cpu"), torch.float32
         torch.set_num_threads(1)
         unet = dict(kind="tiny", frames=2, size=8, steps=1, pairs=max(1, min(args.pairs, 2)))
+        peer = dict(kind="sd15", frames_list=(2,), size=4, steps=1, pairs=1)  # ACN needs SD1.5 widths
         sizes, flow_frames, reps = [(64, 64), (72, 128)], 3, 1
         out = Path(args.out) if args.out else ROOT / "output" / "gpu_dryrun.json"
     else:
@@ -211,6 +240,7 @@ def main(argv=None) -> dict:
             raise SystemExit("bench/gpu.py: no CUDA device; use --dry-run to check the code on the CPU")
         device, dtype = torch.device("cuda"), torch.float16
         unet = dict(kind="sd15", frames=16, size=64, steps=2, pairs=max(5, args.pairs))
+        peer = dict(kind="sd15", frames_list=(16, 8), size=64, steps=2, pairs=max(5, args.pairs))
         sizes, flow_frames, reps = [(512, 512), (1080, 1920)], 9, 3
         out = Path(args.out) if args.out else ROOT / "bench" / "results" / "gpu.json"
 
@@ -220,7 +250,8 @@ def main(argv=None) -> dict:
                                                                                  "only that the code runs)",
            "torch": torch.__version__, "command": "python -m bench.gpu" + (" --dry-run" if args.dry_run else "")}
     for key, fn in (("patch_overhead", lambda: patch_overhead(**unet, dtype=dtype, device=device)),
-                    ("flow", lambda: flow_speed(sizes, flow_frames, device, args.rife, reps))):
+                    ("flow", lambda: flow_speed(sizes, flow_frames, device, args.rife, reps)),
+                    ("peers_reference", lambda: peers_reference(**peer, dtype=dtype, device=device))):
         try:
             res[key] = fn()
         except Exception as e:  # noqa: BLE001 - one failing part must not lose the others on a lent GPU

@@ -45,6 +45,31 @@ def spread(values: list[float]) -> dict:
             "max": round(max(values), 4), "pairs": [round(v, 4) for v in values]}
 
 
+def profile_top(shape, calls: int = 100, top: int = 10) -> dict:
+    """cProfile of ``calls`` calls each of ComfyUI's noise and ours (shared mode) at ``shape``: the top functions by
+    cumulative time, so a missed target comes with where the time goes."""
+    import cProfile
+    import pstats
+
+    latent = {"samples": torch.zeros(shape)}
+    gen = BaseResidualNoise.execute(1, "shared", 0.5, 1.0, -1, "").result[0].generate_noise
+    out = {}
+    for name, fn in (("comfy", Noise_RandomNoise(1).generate_noise), ("ours_shared", gen)):
+        fn(latent)
+        pr = cProfile.Profile()
+        pr.enable()
+        for _ in range(calls):
+            fn(latent)
+        pr.disable()
+        st = pstats.Stats(pr)
+        rows = sorted(st.stats.items(), key=lambda kv: -kv[1][3])[:top]
+        out[name] = [{"function": f"{k[0].split('/')[-1]}:{k[1]}({k[2]})", "cum_ms_per_call": round(v[3] / calls * 1e3, 3),
+                      "self_ms_per_call": round(v[2] / calls * 1e3, 3)} for k, v in rows]
+    out["shape"] = "x".join(map(str, shape))
+    out["note"] = "cProfile (adds its own overhead); per call of generate_noise"
+    return out
+
+
 def main():
     import argparse
 
@@ -86,7 +111,9 @@ def main():
     worst = max(ratios, key=lambda k: ratios[k]["shared"]["median"])
     print(f"ratio_vs_comfy (shared mode, larger of the two shapes: {worst}): {ratios[worst]['shared']['median']:.3f}"
           f"  (target <= 1.2)")
+    prof = profile_top(SHAPES[0])
     write_results("noise", {
+        "profile": prof,
         "ratio_vs_comfy": ratios[worst]["shared"],
         "ratio_vs_comfy_shape": worst,
         "ratios": ratios,

@@ -139,8 +139,9 @@ def correlated_noise(residual: torch.Tensor, base: torch.Tensor, mode: str, base
         if base_ratio == 0:
             return residual
         k = resolve_key_frame(frames, key_frame)
-        out = residual.mul_(math.sqrt(1.0 - base_ratio)) if inplace else residual * math.sqrt(1.0 - base_ratio)
-        out.add_(base, alpha=math.sqrt(base_ratio))
+        # One fused pass over the F-frame tensor (base, one frame, is scaled first): sqrt(l) b + sqrt(1-l) r.
+        out = torch.add(base * math.sqrt(base_ratio), residual, alpha=math.sqrt(1.0 - base_ratio),
+                        out=residual if inplace else None)
         out.select(frame_dim, k).copy_(base.select(frame_dim, 0))
         return out
     if mode == "shared":

@@ -11,7 +11,8 @@ from comfy_api.latest import io
 
 from ..model_patches import rife as rifelib
 from ..model_patches.flow.tvl1 import PRESETS
-from ..model_patches.hooks.flow import UpsampleSettings, latent_frames, load_rife, rife_files, run
+from ..model_patches.hooks.flow import (UpsampleSettings, core_interp_model_type, is_core_interp_model, latent_frames,
+                                       load_rife, rife_files, rife_from_core, run)
 from ..model_patches.video import frame_axis
 from ._common import (CATEGORY, check, check_finite, check_frames, check_same_device, node_errors, node_id,
                       search_aliases)
@@ -24,6 +25,19 @@ OCCLUSION = {
     "softmax splatting": "softmax_splat",
     "off": "off",
 }
+
+
+def rife_input():
+    """The optional ``rife_model`` input: our RIFE type, and also core's ``INTERP_MODEL`` where this ComfyUI has
+    core's FrameInterpolationModelLoader (feature-detected), so one loaded RIFE file serves both nodes."""
+    tip = ("Optional RIFE 4.x network from 'Load RIFE 4.x (CoherentVideo)', or (ComfyUI with core frame "
+           "interpolation) core's 'Load Frame Interpolation Model' holding RIFE. Connected: RIFE interpolates the "
+           "images (quality/occlusion are then unused). Unconnected: the weight-free flow.")
+    ours = RIFE_TYPE.Input("rife_model", optional=True, tooltip=tip)
+    core = core_interp_model_type()
+    if core is None or not hasattr(io, "MultiType"):
+        return ours
+    return io.MultiType.Input(ours, types=[RIFE_TYPE, core], optional=True, tooltip=tip)
 
 
 class RIFELoader(io.ComfyNode):
@@ -75,10 +89,7 @@ class FlowTemporalUpsample(io.ComfyNode):
                 io.Image.Input("images", optional=True,
                                tooltip="Frames to upsample (IMAGE batch, frames on the batch axis). Also the flow "
                                        "guide for the latent when both are given."),
-                RIFE_TYPE.Input("rife_model", optional=True,
-                                tooltip="Optional RIFE 4.x network from 'Load RIFE 4.x (CoherentVideo)'. Connected: "
-                                        "RIFE interpolates the images (quality/occlusion are then unused). "
-                                        "Unconnected: the weight-free flow."),
+                rife_input(),
                 io.Latent.Input("latent", optional=True,
                                 tooltip="Optional video latent to upsample in latent space: 4-D (frames on the batch "
                                         "axis) or 5-D (B, C, T, h, w). With images, the flow is computed on the "
@@ -159,8 +170,12 @@ class FlowTemporalUpsample(io.ComfyNode):
                 check(abs(ih / lh - iw / lw) <= 0.05 * max(ih / lh, iw / lw), NODE, "latent",
                       f"frame size {lw}x{lh} does not match the images' aspect ({iw}x{ih})")
         if rife_model is not None:
+            if not isinstance(rife_model, rifelib.IFNet) and core_interp_model_type() and is_core_interp_model(rife_model):
+                with node_errors(NODE):
+                    rife_model = rife_from_core(rife_model)
             check(isinstance(rife_model, rifelib.IFNet), NODE, "rife_model",
-                  f"expected a RIFE 4.x network from {LOADER}, got {type(rife_model).__name__}")
+                  f"expected a RIFE 4.x network from {LOADER} or core's FrameInterpolationModelLoader, "
+                  f"got {type(rife_model).__name__}")
             check(images is not None, NODE, "rife_model", "RIFE interpolates RGB images: connect images")
             check(latent is None, NODE, "latent", "RIFE cannot interpolate latents; disconnect rife_model "
                                                  "for the weight-free flow")

@@ -54,8 +54,9 @@ _NOISE_MEASURED = [
      "inter-frame correlations match the papers' formulas within 0.01.",
      ".venv/bin/python -m pytest -q tests/test_noise.py"),
     ("Speed, `generate_noise` process CPU time ÷ ComfyUI's `RandomNoise`, shared mode, 16×4×64×64 / 256×4×96×96, "
-     "median [min, max] of 9 interleaved pairs: 1.34 [1.27, 1.67] / 1.24 [1.03, 1.43] (target ≤ 1.2: missed "
-     "under that run's load); progressive mode 1.69 [1.43, 2.45] / 3.10 [2.30, 9.73].",
+     "median [min, max] of 9 interleaved pairs: 1.43 [1.26, 2.32] / 0.99 [0.83, 1.28] (target ≤ 1.2: missed "
+     "by 0.23 at the smaller shape, a fixed ~1 ms of extra passes; the profile is in bench/results/noise.json); "
+     "progressive mode 1.56 [1.34, 1.79] / 2.48 [2.13, 2.94].",
      ".venv/bin/python -m bench.noise"),
 ]
 _MOTION_EDIT_WHEN = (
@@ -555,6 +556,19 @@ def model_rows(readme: str) -> dict:
     return rows
 
 
+# Input types a node accepts only where this ComfyUI has them (feature-detected): written the same on every
+# ComfyUI, so the docs do not depend on the version that generated them.
+FEATURE_TYPES = {("CoherentVideo_FlowTemporalUpsample", "rife_model"): ("INTERP_MODEL", "core frame interpolation")}
+
+
+def _stable_type(node_id: str, input_name: str, io_type: str) -> str:
+    extra = FEATURE_TYPES.get((node_id, input_name))
+    if extra is None:
+        return io_type
+    base = ",".join(t for t in io_type.split(",") if t != extra[0])
+    return f"{base} (or {extra[0]} on a ComfyUI with {extra[1]})"
+
+
 def render(node_id: str, info: dict, readme: str) -> str:
     name = node_id[len(ID_PREFIX):]
     prose = PROSE[name]
@@ -579,7 +593,7 @@ def render(node_id: str, info: dict, readme: str) -> str:
         for input_name in info["input_order"].get(section, []):
             spec = info["input"][section][input_name]
             io_type, opts = spec[0], (spec[1] if len(spec) > 1 else {})
-            io_type = io_type if isinstance(io_type, str) else "COMBO"
+            io_type = _stable_type(node_id, input_name, io_type if isinstance(io_type, str) else "COMBO")
             desc = " ".join(t for t in (opts.get("tooltip", ""), notes.get(input_name, "")) if t)
             out.append(f"| `{input_name}` | {_cell(io_type)} | {'yes' if section == 'required' else 'no'} | "
                        f"{_cell(format_default(opts))} | {_cell(_format_range(input_name, io_type, opts))} | "

@@ -30,3 +30,14 @@ def test_gpu_bench_dry_run(tmp_path):
         for method in ("ours_balanced", "rife"):
             assert res["flow"][size][method]["new_frames_per_s"] > 0
     assert (gpu_json.read_bytes() if gpu_json.exists() else None) == before
+    peers = res["peers_reference"]
+    if "skipped" in peers:  # ComfyUI 0.3.75: Advanced-ControlNet v1.5.8 does not load there
+        print("peers_reference skipped:", peers["skipped"])
+        assert "Advanced-ControlNet" in peers["skipped"]
+    else:
+        entry = peers["4x4_f2"]
+        for key in ("ours_attn_vs_unpatched", "theirs_attn_vs_unpatched", "ours_vs_theirs_attn",
+                    "ours_vs_theirs_attn_adain"):
+            assert math.isfinite(entry[key]["median"]) and entry[key]["median"] > 0
+        assert set(entry["result_check"]["change_norm_rel_to_unpatched"]) == {
+            "ours_attn", "ours_attn_adain", "theirs_attn", "theirs_attn_adain"}

@@ -54,3 +54,36 @@ def test_node_with_rife_file(comfy, pack, tmp_path):
         folder_paths.folder_names_and_paths["frame_interpolation"][0].remove(str(tmp_path))
         if not registered:
             folder_paths.folder_names_and_paths.pop("frame_interpolation")
+
+
+def test_node_takes_core_interp_model(comfy, pack, tmp_path):
+    """ComfyUI 0.33+: core's FrameInterpolationModelLoader output (INTERP_MODEL) feeds rife_model, so one loaded
+    RIFE file serves core's FrameInterpolate and FlowTemporalUpsample; same frames as through our own loader."""
+    pytest.importorskip("comfy_extras.nodes_frame_interpolation",
+                        reason="this ComfyUI has no core FrameInterpolationModelLoader (added after 0.3.75)")
+    import comfy.model_patcher
+    import folder_paths
+    from comfy_extras.nodes_frame_interpolation import FrameInterpolate, FrameInterpolationModelLoader
+
+    from coherent_video.nodes._common import NodeInputError
+    from coherent_video.nodes.flow_upsample import FlowTemporalUpsample, RIFELoader
+
+    (tmp_path / "rife425.pkl").symlink_to(WEIGHTS)
+    folder_paths.add_model_folder_path("frame_interpolation", str(tmp_path))
+    try:
+        spec = next(i for i in FlowTemporalUpsample.GET_SCHEMA().inputs if i.id == "rife_model")
+        assert "INTERP_MODEL" in spec.get_io_type() and "COHERENT_VIDEO_RIFE" in spec.get_io_type()
+        core = FrameInterpolationModelLoader.execute("rife425.pkl").result[0]
+        ours = RIFELoader.execute(rife_name="rife425.pkl").result[0]
+        a, b = frames(64, (0, 4))
+        imgs = torch.cat([a, b]).movedim(1, -1)
+        via_core = FlowTemporalUpsample.execute(images=imgs, multiplier=2, rife_model=core).result[0]
+        via_ours = FlowTemporalUpsample.execute(images=imgs, multiplier=2, rife_model=ours).result[0]
+        assert torch.equal(via_core, via_ours)
+        assert FrameInterpolate.execute(core, imgs, 2).result[0].shape == via_core.shape  # core still runs it
+        not_rife = comfy.model_patcher.CoreModelPatcher(torch.nn.Conv2d(3, 3, 1), load_device=torch.device("cpu"),
+                                                        offload_device=torch.device("cpu"))
+        with pytest.raises(NodeInputError, match=r"\[FlowTemporalUpsample\] input 'rife_model': .*not RIFE 4.x"):
+            FlowTemporalUpsample.execute(images=imgs, rife_model=not_rife)
+    finally:
+        folder_paths.folder_names_and_paths["frame_interpolation"][0].remove(str(tmp_path))

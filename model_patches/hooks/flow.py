@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import os
+import re
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -62,6 +64,45 @@ def load_rife(name) -> rifelib.IFNet:
         return rifelib.load_rife(path)
     except rifelib.RifeFormatError as e:
         raise ParameterError("rife_name", str(e)) from None
+
+
+def core_interp_model_type():
+    """Core ComfyUI's frame-interpolation model type (``INTERP_MODEL``, what ``FrameInterpolationModelLoader``
+    returns; ComfyUI 0.33 and later), or None where this ComfyUI has no such loader (feature-detected)."""
+    try:
+        from comfy_extras.nodes_frame_interpolation import FrameInterpolationModel
+    except Exception:  # noqa: BLE001 - an older ComfyUI: no core frame interpolation
+        return None
+    return FrameInterpolationModel
+
+
+_CORE_BLOCK = re.compile(r"^blocks\.(\d+)\.")
+_from_core = weakref.WeakKeyDictionary()
+
+
+def is_core_interp_model(model) -> bool:
+    """A ModelPatcher from core's ``FrameInterpolationModelLoader`` (RIFE or FILM inside)."""
+    return hasattr(model, "model") and hasattr(model, "load_device") and isinstance(getattr(model, "model"), torch.nn.Module)
+
+
+def rife_from_core(model) -> rifelib.IFNet:
+    """Our RIFE 4.x network with the weights of core's loaded RIFE (``INTERP_MODEL``), so one loaded file
+    serves both core's FrameInterpolate and FlowTemporalUpsample. Core's IFNet names its blocks
+    ``blocks.<i>.``; ours (and the released files) ``block<i>.``; the tensors are the same. FILM (or any
+    model without that layout) is a :class:`ParameterError` on ``rife_model``. Built once per core model."""
+    net = model.model
+    if net in _from_core:
+        return _from_core[net]
+    sd = net.state_dict()
+    if not any(_CORE_BLOCK.match(k) for k in sd):
+        raise ParameterError("rife_model", f"the interpolation model ({type(net).__name__}) is not RIFE 4.x; this node "
+                                           "runs RIFE 4.x only (use core's FrameInterpolate for FILM)")
+    try:
+        ours = rifelib.build_ifnet({_CORE_BLOCK.sub(r"block\1.", k): v for k, v in sd.items()})
+    except rifelib.RifeFormatError as e:
+        raise ParameterError("rife_model", f"core's RIFE model does not fit the RIFE 4.x layout: {e}") from None
+    _from_core[net] = ours
+    return ours
 
 
 def latent_frames(samples: torch.Tensor) -> tuple[torch.Tensor, callable]:
