@@ -24,7 +24,7 @@ from support import trained as tr
 _MISSING = [f for f in (tr.VAE_FILE, tr.T2V_FILE, tr.I2V_FILE) if not tr.path(f).is_file()]
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(bool(_MISSING), reason=f"models/{', '.join(_MISSING)} not trained yet "
-                                 "(make train-models; issue 21 is in progress: no trained weights are committed)")]
+                                 "(make train-models; issue 21 is in progress: only an undertrained VAE is committed)")]
 
 SEED = 0
 
