@@ -56,11 +56,10 @@ GROUPS = [
      "at": (0, 0), "cols": [[1, 2, 3], [4, 5, 6]]},
     {"title": "2. Start image", "note": "A bundled frame; use Load Image for your own picture.",
      "at": (900, 0), "cols": [[7, 8, 9, 10]]},
-    {"title": "3. Image-to-video with the start image as reference",
-     "note": "Frame 0 is the start image; every frame's attention also sees it.",
-     "at": (1320, 0), "cols": [[11, 12, 13], [14, 15, 16]]},
-    {"title": "4. Sample, decode and save", "note": "One sampling stage; video and sound saved as an MP4 at 25 fps.",
-     "at": (2190, 0), "cols": [[17], [18, 19, 20, 21, 22]]},
+    {"title": "3. Frame 0 and reference", "note": "The start image is frame 0; all frames' attention sees it too.",
+     "at": (1320, 0), "cols": [[11, 12, 13, 14]]},
+    {"title": "4. Sample, decode and save", "note": "With sound: one sampling stage, an MP4 at 25 fps.",
+     "at": (1740, 0), "cols": [[15, 16, 17], [18, 19, 20, 21, 22]]},
 ]
 MODELS = {1: [LTX2_19B_DEV_FP8], 2: [GEMMA3_12B_FP4], 3: [LTX2_19B_DEV_FP8]}
 
