@@ -197,6 +197,10 @@ def test_template_opens_clean_from_the_templates_dialog(browser_page, server, na
         pytest.skip(f"needs {needs_packs(name)}, which this test's ComfyUI does not load (the frontend would show "
                     f"missing nodes); tests/test_interop_ade.py runs it headless with AnimateDiff-Evolved")
     page, base, blocked, console = browser_page
+    types = sorted({n["type"] for n in json.loads((ROOT / "workflows" / f"{name}.json").read_text())["nodes"]})
+    lacking = page.evaluate("(types) => types.filter(t => !LiteGraph.registered_node_types[t])", types)
+    if lacking:  # feature detection: e.g. the LTX-2 template's core nodes exist from ComfyUI 0.33 on
+        pytest.skip(f"this ComfyUI/frontend has no node class {lacking} (the template needs a newer ComfyUI)")
     declared = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
     declared = sorted({m["name"] for n in declared["nodes"] for m in n.get("properties", {}).get("models", [])})
     errors_before = len(console)

@@ -52,6 +52,17 @@ UMT5_XXL_FP8_WAN22 = {"name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
                       "directory": "text_encoders"}
 WAN22_VAE = {"name": "wan_2.1_vae.safetensors", "url": _WAN22 + "vae/wan_2.1_vae.safetensors", "directory": "vae"}
 
+# The LTX-2 files as ComfyUI's own LTX-2 image-to-video template (video_ltx2_i2v) names them: one checkpoint (the
+# video model, video VAE, audio VAE and text projection; LTXVAudioVAELoader and LTXAVTextEncoderLoader read it too)
+# and the Gemma 3 12B text encoder.
+LTX2_19B_DEV_FP8 = {"name": "ltx-2-19b-dev-fp8.safetensors",
+                    "url": "https://huggingface.co/Lightricks/LTX-2/resolve/main/ltx-2-19b-dev-fp8.safetensors",
+                    "directory": "checkpoints"}
+GEMMA3_12B_FP4 = {"name": "gemma_3_12B_it_fp4_mixed.safetensors",
+                  "url": "https://huggingface.co/Comfy-Org/ltx-2/resolve/main/split_files/text_encoders/"
+                         "gemma_3_12B_it_fp4_mixed.safetensors",
+                  "directory": "text_encoders"}
+
 COL_W, COL_GAP, ROW_GAP, TITLE_H = 340, 50, 40, 30
 WIDE = {"CLIPTextEncode": 400}
 GROUP_PAD, GROUP_TITLE = 20, 40
@@ -117,7 +128,8 @@ def build(name: str, spec: list[dict], groups: list[dict], models: dict | None =
     wf["groups"] = out_groups
     wf["extra"] = {"ds": dict(VIEW)}
     if models:
-        wf["models"] = [e for entries in models.values() for e in entries]
+        unique = {e["name"]: e for entries in models.values() for e in entries}  # a file several loaders read: once
+        wf["models"] = list(unique.values())
     return wf
 
 

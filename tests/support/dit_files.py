@@ -131,3 +131,89 @@ def swap_in_tiny_files(prompt: dict, files: dict, sizes: dict, unets: dict | Non
             if isinstance(v, list) and len(v) == 2 and str(v[0]) in widen:
                 node["inputs"][k] = [widen[str(v[0])], v[1]]
     return prompt
+
+
+# LTX-2 (ComfyUI 0.33+): one checkpoint, as the real ltx-2-19b-dev-fp8.safetensors, that CheckpointLoaderSimple,
+# LTXVAudioVAELoader and LTXAVTextEncoderLoader all read. ComfyUI reads every part's config from the file's
+# ``config`` metadata (comfy.model_detection: "transformer"; comfy.sd.VAE: "vae" for the video VAE, "audio_vae" and
+# "vocoder" for the audio VAE), so a tiny file is detected as LTX-2 by ComfyUI's own loaders:
+# - ``model.diffusion_model.*``: an LTXAVModel (detected by ``audio_adaln_single.linear.weight``) with 2 layers, a
+#   video stream of 2 x 48 and an audio stream of 2 x 16; caption width 384, so the 768-wide random CLIP-L output is
+#   what LTX-2 takes as fully processed text (2 x caption width: video half, audio half);
+# - ``vae.*``: an LTX video VAE of base width 8 (patch 4, three 2x time+space compressions: 8x time, 32x space and
+#   128 latent channels, as the real one);
+# - ``audio_vae.*`` / ``vocoder.*``: the audio VAE at base width 8 (64 mel bins -> 16 latent bins x 8 channels = the
+#   128 audio channels LTX-2 takes) and a HiFi-GAN vocoder of width 16.
+# The Gemma 3 12B text encoder has one fixed 12 B-parameter config in ComfyUI (comfy.text_encoders.llama
+# .Gemma3_12B_Config) and its tokenizer ships only inside the real file (``spiece_model``), so tests swap the
+# text encoder loader for CLIPLoader with the random CLIP-L (as the Wan tests swap UMT5-XXL).
+TINY_LTX2 = "tiny_ltx2_av.safetensors"
+LTX2_CAPTION = 384
+_LTX2_TRANSFORMER = {"in_channels": 128, "audio_in_channels": 128, "num_layers": 2, "attention_head_dim": 48,
+                     "num_attention_heads": 2, "cross_attention_dim": 96, "audio_attention_head_dim": 16,
+                     "audio_num_attention_heads": 2, "audio_cross_attention_dim": 32,
+                     "caption_channels": LTX2_CAPTION, "connector_attention_head_dim": LTX2_CAPTION // 2,
+                     "connector_num_attention_heads": 2, "connector_num_layers": 1}
+_LTX2_VAE = {"_class_name": "CausalVideoAutoencoder", "dims": 3, "in_channels": 3, "out_channels": 3,
+             "latent_channels": 128, "blocks": [["res_x", 1], ["compress_all", 1], ["compress_all", 1],
+                                                ["compress_all", 1], ["res_x", 1]],
+             "scaling_factor": 1.0, "norm_layer": "pixel_norm", "patch_size": 4, "latent_log_var": "uniform",
+             "use_quant_conv": False, "causal_decoder": False, "encoder_base_channels": 8,
+             "decoder_base_channels": 8}
+_LTX2_AUDIO_VAE = {"model": {"params": {"ddconfig": {
+    "double_z": True, "mel_bins": 64, "z_channels": 8, "resolution": 256, "downsample_time": False, "in_channels": 2,
+    "out_ch": 2, "ch": 8, "ch_mult": [1, 2, 4], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0,
+    "mid_block_add_attention": False, "norm_type": "pixel", "causality_axis": "height"}, "sampling_rate": 16000}},
+    "preprocessing": {"stft": {"filter_length": 1024, "hop_length": 160}}}
+_LTX2_VOCODER = {"resblock_kernel_sizes": [3], "upsample_rates": [5, 4, 2, 2, 2], "upsample_kernel_sizes": [10, 8, 4, 4, 4],
+                 "resblock_dilation_sizes": [[1, 3, 5]], "upsample_initial_channel": 32, "stereo": True, "resblock": "1",
+                 "activation": "snake", "use_bias_at_final": True, "use_tanh_at_final": True}
+
+
+def write_tiny_ltx2(path: Path, seed: int = 0) -> Path:
+    """The tiny LTX-2 checkpoint described above (ComfyUI 0.33+: needs comfy.ldm.lightricks.av_model)."""
+    import json
+
+    import comfy.ldm.lightricks.av_model
+    import comfy.ldm.lightricks.vae.audio_vae
+    import comfy.ldm.lightricks.vae.causal_video_autoencoder
+    import comfy.ops
+    from safetensors.torch import save_file
+
+    fx = _fixtures()
+    dm = comfy.ldm.lightricks.av_model.LTXAVModel(**_LTX2_TRANSFORMER, dtype=torch.float32, device="cpu",
+                                                  operations=comfy.ops.disable_weight_init)
+    fx.deterministic_init_(dm, seed=seed)
+    vae = comfy.ldm.lightricks.vae.causal_video_autoencoder.VideoVAE(config=_LTX2_VAE)
+    fx.deterministic_init_(vae, seed=seed + 1, gain=0.5)
+    config = {"transformer": _LTX2_TRANSFORMER, "vae": _LTX2_VAE, "audio_vae": _LTX2_AUDIO_VAE,
+              "vocoder": _LTX2_VOCODER}
+    audio = comfy.ldm.lightricks.vae.audio_vae.AudioVAE(metadata={"config": json.dumps(config)})
+    fx.deterministic_init_(audio, seed=seed + 2, gain=0.5)
+    for module in (vae, audio):   # per-channel latent statistics: torch.empty in ComfyUI, identity here
+        for name, buf in module.named_buffers():
+            if name.endswith("std-of-means"):
+                buf.fill_(1.0)
+            elif name.endswith("mean-of-means"):
+                buf.zero_()
+    sd = {f"model.diffusion_model.{k}": v for k, v in dm.state_dict().items()}
+    sd.update({f"vae.{k}": v for k, v in vae.state_dict().items()})
+    sd.update({f"audio_vae.{k[len('autoencoder.'):]}": v for k, v in audio.state_dict().items()
+               if k.startswith("autoencoder.")})
+    sd.update({k: v for k, v in audio.state_dict().items() if k.startswith("vocoder.")})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().to(torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in sd.items()}, str(tmp), metadata={"config": json.dumps(config)})
+    tmp.replace(path)
+    return path
+
+
+def ltx2_model_files(sd15_checkpoint: str | Path) -> dict:
+    """{"ckpt_name": the tiny LTX-2 checkpoint, "clip_name": the random CLIP-L, "models_dir"}, written (once) beside
+    the random SD1.5 checkpoint's folder."""
+    files = wan_model_files(sd15_checkpoint)
+    path = files["models_dir"] / "checkpoints" / TINY_LTX2
+    if not path.is_file():
+        write_tiny_ltx2(path)
+    return {"ckpt_name": TINY_LTX2, "clip_name": files["clip_name"], "models_dir": files["models_dir"]}
