@@ -520,6 +520,9 @@ def main() -> int:
             "pairs": n_pairs, "skipped": {**old.get("skipped", {}), **skipped}}
     for fam in results:
         data["skipped"].pop(fam, None)
+    # each family's figures with the command that measured them (a --merge run keeps the others' commands)
+    data["commands"] = {**old.get("commands", {}),
+                        **{fam: " ".join(["python -m bench.dit", *sys.argv[1:]]) for fam in results}}
     if "quality" in old:
         data["quality"] = old["quality"]
     if not args.quick and not args.no_quality:

@@ -115,9 +115,9 @@ PROSE = {
             "On ComfyUI 0.33 the node warns, naming itself and `initial_noise`, when core FreeNoise is on.",
         ],
         measured=_NOISE_MEASURED + [
-            ("Per-step time ÷ unpatched on random-weight Wan 2.1 (tiny / mid): 1.025 [0.970, 1.130] / "
-             "1.003 [0.819, 1.256] (target ≤ 1.02: tiny missed by noise).",
-             ".venv/bin/python -m bench.dit"),
+            ("Per-step time ÷ unpatched on random-weight Wan 2.1 (tiny / mid): 0.991 [0.959, 1.380] / "
+             "0.974 [0.901, 1.126] (target ≤ 1.02: both met); every DiT family: README.",
+             ".venv-0.33/bin/python -m bench.dit"),
             ("Sampling memory added, full-size SD1.5 U-Net, 128×128, 8 frames: +1 [−20, +54] MiB, zero within the "
              "machine's ±100 MiB noise.",
              ".venv/bin/python -m bench.patch_memory --size 128 --frames 8 --rounds 5 --configs unpatched "
@@ -211,9 +211,9 @@ PROSE = {
              ".venv/bin/python -m bench.attention"),
             ("At 64×64 latents (512²), 2 frames: 2.03 [1.85, 2.04] (target 1.6: missed).",
              ".venv/bin/python -m bench.attention --reference-point 64 --frames 2"),
-            ("Random-weight Wan 2.1, tiny / mid: 1.487 [1.375, 1.564] / 1.239 [1.099, 1.371] (target ≤ 1.30: tiny "
-             "missed, mid met).",
-             ".venv/bin/python -m bench.dit"),
+            ("Random-weight Wan 2.1, tiny / mid: 1.654 [1.402, 1.690] / 1.361 [1.125, 1.570] (target ≤ 1.30: "
+             "both missed); LTX-2 and MiniMax H3 about 2× (their untouched-audio pass); every DiT family: README.",
+             ".venv-0.33/bin/python -m bench.dit"),
             ("Sampling memory added, full-size SD1.5 U-Net, 128×128, 8 frames: +74 [+19, +139] MiB (the reference "
              "bank).",
              ".venv/bin/python -m bench.patch_memory --size 128 --frames 8 --rounds 5 --configs unpatched "
@@ -252,10 +252,10 @@ PROSE = {
              "3.275 [2.965, 3.889], mutual 2.625 [2.195, 10.759].",
              ".venv/bin/python -m bench.attention"),
             ("Cross-window anchor on random-weight Wan 2.1 in WanContextWindowsManual, tiny / mid: "
-             "1.102 [1.029, 1.180] / 1.184 [0.977, 1.317] (target ≤ 1.15). Window disagreement on the shared "
-             "frame: 0.0356 alone, 0.0297 with `anchor` (-17 %), 0.0274 with `sparse_causal` (-23 %); seams and "
+             "1.202 [1.134, 1.435] / 1.060 [0.784, 1.277] (target ≤ 1.15). Window disagreement on the shared "
+             "frame: 0.0310 alone, 0.0267 with `anchor` (-14 %), 0.0246 with `sparse_causal` (-21 %); seams and "
              "colour drift barely move on random weights.",
-             ".venv/bin/python -m bench.dit"),
+             ".venv-0.33/bin/python -m bench.dit"),
         ],
     ),
     "FlowTemporalUpsample": dict(
@@ -440,9 +440,9 @@ PROSE = {
             ("Its operator on a real clip with synthetic flicker (strength 1, σ 1.5): RMS error to the clean clip "
              "0.0579 (none: 0.0950), 0.0201 added on the clean clip.",
              ".venv/bin/python -m bench.motion"),
-            ("Random-weight Wan 2.1, tiny / mid: 1.090 [0.914, 1.157] / 1.015 [0.837, 1.092] per step (target "
+            ("Random-weight Wan 2.1, tiny / mid: 1.011 [0.470, 1.376] / 1.038 [0.983, 1.214] per step (target "
              "≤ 1.02).",
-             ".venv/bin/python -m bench.dit"),
+             ".venv-0.33/bin/python -m bench.dit"),
         ],
     ),
 }
