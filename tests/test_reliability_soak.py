@@ -96,14 +96,15 @@ def server(comfy, pack, sd15_ckpt, tmp_path_factory, fresh_interrupt_outputs):
         yield srv.base, srv.proc, srv.tmp
 
 
-NOT_IN_SOAK = ("ADE_", "UNETLoader", "CLIPLoader")  # node types this server (core + this pack only) cannot run
+NOT_IN_SOAK = ("ADE_", "UNETLoader", "CLIPLoader", "LTXAV", "LTXVAudio")  # node types this server (core + this pack
+# only, no model files but the random SD1.5) cannot run; the LTX-2 template runs headless in tests/test_ltx2_template.py
 
 
 def soak_workflows() -> list[str]:
     """The bundled templates this server runs: the SD1.5 ones (with the random checkpoint) and the model-free ones.
     The AnimateDiff template needs AnimateDiff-Evolved and the Wan templates need the random Wan files and a test-only
-    text-encoder node; this server loads neither (their headless runs: tests/test_interop_ade.py,
-    tests/test_dit_attention_workflows.py)."""
+    text-encoder node, the LTX-2 template its tiny LTX-2 file; this server loads none of them (their headless runs:
+    tests/test_interop_ade.py, tests/test_dit_attention_workflows.py, tests/test_ltx2_template.py)."""
     keep = []
     for p in sorted((ROOT / "workflows").glob("*.json")):
         types = {n["type"] for n in json.loads(p.read_text())["nodes"]}
