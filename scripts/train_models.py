@@ -235,16 +235,23 @@ def vae_loss(vae, x, g):
     return rec + 1e-3 * reg, rec
 
 
+def resume(ck: Path, model, opt, name: str) -> tuple[int, list, float]:
+    """(step, loss curve, seconds spent) of a stage: from its checkpoint ``ck`` (model and optimiser state loaded
+    in place) where one exists, else the start."""
+    if not ck.is_file():
+        return 0, [], 0.0
+    st = torch.load(ck)
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["opt"])
+    log(f"{name}: resumed at step {st['step']}")
+    return st["step"], st["curve"], st["seconds"]
+
+
 def train_vae(clips: dict, max_seconds: float | None = None) -> None:
     ck = WORK / "vae.ckpt"
     vae = new_vae()
     opt = torch.optim.Adam(vae.parameters(), lr=VAE_LR)
-    step, curve, spent = 0, [], 0.0
-    if ck.is_file():
-        st = torch.load(ck)
-        vae.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
-        step, curve, spent = st["step"], st["curve"], st["seconds"]
-        log(f"vae: resumed at step {step}")
+    step, curve, spent = resume(ck, vae, opt, "vae")
     wins = windows(clips, "train", VAE_FRAMES)
     log(f"vae: {sum(p.numel() for p in vae.parameters())} parameters, {len(wins)} windows")
     t0, acc = time.time(), []
@@ -388,12 +395,7 @@ def train_dit(max_seconds: float | None = None) -> None:
     ck = WORK / "dit.ckpt"
     dm = new_dit().train()
     opt = torch.optim.AdamW(dm.parameters(), lr=DIT_LR, weight_decay=0.0)
-    step, curve, spent = 0, [], 0.0
-    if ck.is_file():
-        st = torch.load(ck)
-        dm.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
-        step, curve, spent = st["step"], st["curve"], st["seconds"]
-        log(f"dit: resumed at step {step}")
+    step, curve, spent = resume(ck, dm, opt, "dit")
     n = len(lat["z"])
     log(f"dit: {sum(p.numel() for p in dm.parameters())} parameters, {n} latent windows")
     t0, acc = time.time(), []

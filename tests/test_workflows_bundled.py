@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,7 +138,7 @@ def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_c
     built = build(src["NAME"], src["spec"], src["GROUPS"], src.get("MODELS"))
     pack_types = _pack_types()
     assert workflow_signature(built, pack_types) == workflow_signature(data, pack_types), \
-        f"{path.name} is out of date: run .venv/bin/python -m workflow_sources.{src['path'].stem}"
+        f"{path.name} is out of date: run {sys.executable} -m workflow_sources.{src['path'].stem}"
     # groups with a one-line Note each; no overlapping nodes; opens at a zoom where text is drawn
     notes = [n for n in data["nodes"] if n["type"] == "Note"]
     assert len(data["groups"]) >= 2 and len(notes) == len(data["groups"])
