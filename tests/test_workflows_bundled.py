@@ -92,7 +92,11 @@ def workflow_signature(data: dict, pack_types: set[str]) -> dict:
         entry = {"type": n["type"], "mode": n.get("mode", 0), "title": n.get("title"),
                  "widgets_values": n.get("widgets_values")}
         if n["type"] in pack_types:
-            entry["inputs"] = [(i["name"], i["type"], (i.get("widget") or {}).get("name")) for i in n["inputs"]]
+            # an input of several types lists the ones this ComfyUI has (FlowTemporalUpsample's rife_model adds
+            # core's INTERP_MODEL from 0.33 on; the frontend takes input types from the node definition on load):
+            # its first type, ours, is what the template keeps stable
+            entry["inputs"] = [(i["name"], i["type"].split(",")[0], (i.get("widget") or {}).get("name"))
+                               for i in n["inputs"]]
             entry["outputs"] = [(o["name"], o["type"]) for o in n.get("outputs", [])]
         nodes[n["id"]] = entry
         slot_names[n["id"]] = [i["name"] for i in n.get("inputs", [])]
