@@ -56,10 +56,10 @@ SIZE = 64              # frames are SIZE x SIZE pixels (short side scaled to 64,
 FRAME_STRIDE = 2       # every 2nd decoded frame
 VAE_DIM = 8
 VAE_FRAMES, VAE_CROP, VAE_BATCH = 9, 32, 2
-VAE_STEPS, VAE_LR = 350, 1e-3
+VAE_STEPS, VAE_LR = 2400, 1e-3
 DIT_FRAMES = 17        # 5 latent frames
 DIT = dict(dim=128, ffn_dim=512, num_layers=4, num_heads=1)  # ComfyUI reads num_heads = dim / 128
-DIT_BATCH, DIT_STEPS, DIT_LR = 8, 800, 8e-4
+DIT_BATCH, DIT_STEPS, DIT_LR = 8, 4000, 8e-4
 TEXT_WIDTH, WAN_TEXT_DIM = 768, 4096
 HELDOUT = 0.15         # the last 15 % of every clip's frames is held out
 HELDOUT_FRAMES = 9     # held-out windows: 9 frames (3 latent frames; the held-out tails are 9-19 frames long)
