@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test test-unit test-browser demo run bench models train-models clean
+.PHONY: setup test test-unit test-browser demo demo-video run bench models train-models clean
 setup:            ## venv, pinned torch trio, ComfyUI 0.3.75 (or $$COMFYUI_PATH; COMFY=0.33: 0.33.0), deps; idempotent
 	COMFY=$(COMFY) bash scripts/setup.sh
 
@@ -26,6 +26,10 @@ test-browser:     ## every template and every node's doc opened in the real fron
 
 demo:             ## weight-free demo: bundled clip -> FlowTemporalUpsample x4 -> output/
 	$(PY) $(RUNNER) "workflows/Frame interpolation x4 - no weights.json" --output-dir output
+
+demo-video:       ## text-to-video with the small models trained here (models/), CPU, no download: 49 frames -> output/video/
+	$(PY) $(RUNNER) "workflows/Text-to-video demo - small models trained here.json" --output-dir output \
+	  --models-dir "$$($(PY) -m scripts.demo_models)"
 
 run:              ## any workflow: make run WORKFLOW=workflows/x.json ARGS="--set 3.seed=7"
 	@test -n "$(WORKFLOW)" || { echo "usage: make run WORKFLOW=file.json [ARGS=...]" >&2; exit 2; }

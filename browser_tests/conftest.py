@@ -27,8 +27,10 @@ SHOTS = ROOT / "output" / "browser"
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     from support.fixtures import random_sd15_checkpoint
+    from support.trained import demo_models_dir
 
     ckpt = Path(random_sd15_checkpoint())
+    assert demo_models_dir() == ckpt.parent.parent  # the demo template's models, in the same folder
     tmp = tmp_path_factory.mktemp("browser")
     assert_pack_linked()
     with contextlib.ExitStack() as stack:

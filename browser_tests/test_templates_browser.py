@@ -26,7 +26,10 @@ from runner import ROOT, comfy_env
 
 SHOTS = ROOT / "output" / "browser"  # (the server and the page are conftest.py's, shared with the docs test)
 TEMPLATES = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
-MODEL_FREE = [t for t in TEMPLATES if t.endswith("no weights")]
+# queued from the page: the model-free templates, and the text-to-video demo (its small trained models are in the
+# server's models folder: tests/support/trained.demo_models_dir)
+DEMO = "Text-to-video demo - small models trained here"
+MODEL_FREE = [t for t in TEMPLATES if t.endswith("no weights")] + [DEMO]
 
 
 def needs_packs(name: str) -> list[str]:
@@ -187,8 +190,20 @@ def _output_frame(tmp: Path, outputs: dict):
                 if path.suffix == ".mp4":
                     with av.open(str(path)) as c:
                         frames = [f.to_image() for f in c.decode(video=0)]
-                    return frames[len(frames) // 2]
+                    return frames[len(frames) // 2] if frames[0].width >= 256 else frame_grid(frames)
     return None
+
+
+def frame_grid(frames: list, cols: int = 4, rows: int = 2, side: int = 192):
+    """Small video (the 64 px demo): ``cols x rows`` frames evenly spaced over the clip, each scaled to ``side``."""
+    from PIL import Image
+
+    n = cols * rows
+    pick = [frames[round(i * (len(frames) - 1) / (n - 1))] for i in range(n)]
+    grid = Image.new("RGB", (cols * side, rows * side))
+    for i, f in enumerate(pick):
+        grid.paste(f.convert("RGB").resize((side, side), Image.BICUBIC), ((i % cols) * side, (i // cols) * side))
+    return grid
 
 
 @pytest.mark.parametrize("name", TEMPLATES)

@@ -334,6 +334,21 @@ PROSE = {
         approx=["Not part of a paper: a loader for the demo clips."],
         measured=[],
     ),
+    "PadConditioningWidth": dict(
+        summary="Zero-pads (or cuts) a CONDITIONING's feature width, so a model takes a text encoder of another "
+                "width. It exists for the text-to-video demo: the pack's small demonstration Wan models were trained "
+                "on a 768-wide CLIP-L padded to Wan's 4096 text width.",
+        when="Use it between CLIPTextEncode and the sampler when you run the demonstration models "
+             "(`make demo-video`, the template *Text-to-video demo - small models trained here*). It is not a way "
+             "to run a real Wan model with CLIP: a model trained on UMT5-XXL gets zeros where it expects UMT5's "
+             "features.",
+        models=None,
+        models_text="Any model that takes CONDITIONING; exact for the demonstration Wan models (their text-embedding "
+                    "weights for features 768 and up are zero).",
+        inputs={},
+        approx=["Not part of a paper: a utility for the demonstration models."],
+        measured=[],
+    ),
     "MotionDecomposer": dict(
         summary="Splits a video into CONTENT (one frame: an anchor frame or the temporal mean) and MOTION (the "
                 "differences between adjacent frames), after DSDN's content and motion streams. **Motion Combiner** "
@@ -459,6 +474,7 @@ DETAILS = {
     "FlowTemporalUpsample": ["flow.md"],
     "RIFELoader": ["flow.md"],
     "LoadBundledClip": [],
+    "PadConditioningWidth": [],
     "MotionDecomposer": ["motion_streams.md", "motion_decomposer.md", "motion_workflows.md", "motion_measured.md",
                          "dit_motion.md"],
     "MotionCombiner": ["motion_streams.md", "motion_combiner.md", "motion_workflows.md", "motion_measured.md",
@@ -482,6 +498,7 @@ IMAGES = {
     "CrossStreamAttention": "Cross-frame attention video - SD1.5",
     "FlowTemporalUpsample": "Frame interpolation x4 - no weights",
     "LoadBundledClip": "Frame interpolation x4 - no weights",
+    "PadConditioningWidth": "Text-to-video demo - small models trained here",
     "MotionDecomposer": "Motion transfer between two clips - no weights",
     "MotionCombiner": "Motion transfer between two clips - no weights",
     "MotionSmooth": "Motion transfer between two clips - no weights",

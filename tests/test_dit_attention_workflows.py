@@ -16,7 +16,6 @@ import pytest
 from support import dit_files
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_NODES = ROOT / "tests" / "support" / "custom_nodes"
 REFERENCE = "Wan 2.1 coherent video with a reference image.json"
 ANCHOR = "Wan 2.1 long video in context windows with anchor attention.json"
 
@@ -30,7 +29,7 @@ def _run(comfy, workflow: str, sizes: dict, sd15_ckpt, tmp_path) -> list[Path]:
     assert fmt == "ui"
     api = tmp_path / "prompt.json"
     api.write_text(json.dumps(dit_files.swap_in_tiny_files(prompt, files, sizes)))
-    return run_workflow_cli(str(api), tmp_path / "out", models_dir=files["models_dir"], custom_nodes_dir=TEST_NODES,
+    return run_workflow_cli(str(api), tmp_path / "out", models_dir=files["models_dir"],
                             timeout=600)
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from support import dit_files
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_NODES = ROOT / "tests" / "support" / "custom_nodes"
 WAN22_LONG = "Wan 2.2 14B image-to-video, long, without drift.json"
 
 
@@ -45,7 +44,7 @@ def test_wan22_i2v_long_template_runs_headless(comfy, sd15_ckpt, tmp_path):
                                                      "low_noise_start_step": 1}}
     api = tmp_path / "prompt.json"
     api.write_text(json.dumps(dit_files.swap_in_tiny_files(prompt, files, sizes, unets)))
-    out = run_workflow_cli(str(api), tmp_path / "out", models_dir=files["models_dir"], custom_nodes_dir=TEST_NODES,
+    out = run_workflow_cli(str(api), tmp_path / "out", models_dir=files["models_dir"],
                            timeout=600)
     videos = [p for p in out if p.suffix == ".mp4"]
     assert len(videos) == 1, out

@@ -17,7 +17,6 @@ import pytest
 from support import dit_files
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_NODES = ROOT / "tests" / "support" / "custom_nodes"
 LTX2_REF = "LTX-2 image-to-video with a reference.json"
 
 
@@ -66,7 +65,7 @@ def test_ltx2_reference_template_runs_headless(comfy, sd15_ckpt, tmp_path):
     api = tmp_path / "prompt.json"
     api.write_text(json.dumps(prompt))
     out = run_workflow_cli(str(api), tmp_path / "out", sets=sets, models_dir=files["models_dir"],
-                           custom_nodes_dir=TEST_NODES, timeout=600)
+                           timeout=600)
     videos = [p for p in out if p.suffix == ".mp4"]
     assert len(videos) == 1, out
     assert _video(videos[0]) == (9, (64, 64), True)

@@ -336,6 +336,34 @@ BAD += [("RIFELoader", "rife_name", what, lambda c, v=v: _rife(v)) for what, v i
 BAD += [("RIFELoader", "rife_name", "a missing .pkl", lambda c: _rife("flownet_missing.pkl"))]
 
 
+def _pad(conditioning="ok", width=4096):
+    import torch
+
+    from coherent_video.nodes.pad_conditioning import PadConditioningWidth
+
+    cond = [[torch.zeros(1, 77, 768), {}]] if conditioning == "ok" else conditioning
+    return PadConditioningWidth.execute(cond, width)
+
+
+def _nan_cond():
+    import torch
+
+    return [[torch.full((1, 77, 768), float("nan")), {}]]
+
+
+def _tensor():
+    import torch
+
+    return torch.zeros(1, 77, 768)
+
+
+BAD += [("PadConditioningWidth", "conditioning", what, lambda c, f=f: _pad(conditioning=f())) for what, f in [
+    ("None", lambda: None), ("empty list", lambda: []), ("a bare tensor", _tensor),
+    ("pairs without options", lambda: [[_tensor()]]), ("NaN", _nan_cond)]]
+BAD += [("PadConditioningWidth", "width", what, lambda c, v=v: _pad(width=v))
+        for what, v in [("zero", 0), ("negative", -3), ("a float", 1.5), ("a string", "4096"), ("a bool", True)]]
+
+
 @pytest.fixture(scope="module")
 def ctx(comfy, pack):
     return Ctx(comfy, pack)

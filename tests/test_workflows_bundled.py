@@ -150,8 +150,12 @@ def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_c
     assert not overlapping(data)
     assert data["extra"]["ds"]["scale"] >= 0.6
     # every model file a loader names is declared (name, url, directory), as ComfyUI's own templates do
+    # (except the pack's own demonstration models, ``PACK_MODELS``: committed in models/, nothing to download)
+    pack_models = src.get("PACK_MODELS", {})
     for n in data["nodes"]:
-        if n["type"] in MODEL_LOADERS:
+        if n["type"] in MODEL_LOADERS and n["id"] in pack_models:
+            assert n["widgets_values"][0] == pack_models[n["id"]] and not n["properties"].get("models")
+        elif n["type"] in MODEL_LOADERS:
             declared = n["properties"].get("models") or []
             assert [m["name"] for m in declared] == n["widgets_values"][:1]
             assert all(m["url"].startswith("https://") and m["directory"] == MODEL_LOADERS[n["type"]][1] for m in declared)
@@ -173,7 +177,13 @@ def test_bundled_workflow_matches_source_and_validates(comfy, pack, path, sd15_c
         ltx2 = ltx2_model_files(sd15_ckpt)
         swap.update({"CheckpointLoaderSimple": ltx2["ckpt_name"], "LTXVAudioVAELoader": ltx2["ckpt_name"],
                      "LTXAVTextEncoderLoader": ltx2["clip_name"]})
-    for node in prompt.values():
+    if pack_models:  # validated with the pack's files themselves, in the same models folder
+        from support.trained import demo_models_dir
+
+        assert demo_models_dir() == Path(sd15_ckpt).parent.parent
+    for nid, node in prompt.items():
+        if int(nid) in pack_models:
+            continue
         if node["class_type"] == "LTXAVTextEncoderLoader":
             node["inputs"]["ckpt_name"] = swap["CheckpointLoaderSimple"]
         if node["class_type"] in MODEL_LOADERS:

@@ -10,6 +10,8 @@ Conventions for every template (follow them when adding one):
 - ``MODELS``: ``{node id: [{"name", "url", "directory"}]}`` for the weight files, named as ComfyUI's own templates
   name them, so the frontend's missing-models dialog offers the download. Headless tests swap in the random-weight
   checkpoint with ``--set`` (tests/support/testing.py does it for every CheckpointLoaderSimple);
+- ``PACK_MODELS``: ``{node id: file name}`` instead, for loaders of the pack's own demonstration models (committed in
+  models/, linked into a models folder by ``python -m scripts.demo_models``): nothing to download, so no URL;
 - a thumbnail ``workflows/<NAME>.jpg``: real output for model-free templates, a picture of the graph otherwise
   (``make test-browser`` writes both kinds under ``output/browser/``; copy them with
   ``THUMBNAILS=1 make test-browser``);

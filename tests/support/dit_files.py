@@ -66,15 +66,10 @@ def write_tiny_wan_vae(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def write_clip_l(path: Path, sd15_checkpoint: Path) -> Path:
-    from safetensors import safe_open
-
-    prefix = "cond_stage_model.transformer."
-    with safe_open(str(sd15_checkpoint), framework="pt") as f:
-        sd = {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
-    if not sd:
-        raise RuntimeError(f"no CLIP-L weights ({prefix}*) in {sd15_checkpoint}")
-    _save(sd, path)
+def write_clip_l(path: Path, sd15_checkpoint: Path | None = None) -> Path:
+    """The random SD1.5 checkpoint's CLIP-L as a standalone text-encoder file (built from the same seed, so the
+    checkpoint itself is not needed: ``sd15_checkpoint`` is accepted for the callers that have it)."""
+    _save(_fixtures().random_clip_l_state_dict(), path)
     return path
 
 
@@ -106,7 +101,7 @@ def swap_in_tiny_files(prompt: dict, files: dict, sizes: dict, unets: dict | Non
     """A Wan template's API prompt with the random files swapped in (``files``: :func:`wan_model_files` or
     :func:`wan22_i2v_model_files`; ``unets``: {template unet name: random file} where a template loads several
     experts, else every UNETLoader takes ``files["unet_name"]``), the prompt encoded by the random CLIP-L and widened
-    to 4096 by the test-only ``CoherentVideoTest_WidenConditioning`` node, and ``sizes`` ({node type or node id:
+    to 4096 by the pack's ``CoherentVideo_PadConditioningWidth`` node, and ``sizes`` ({node type or node id:
     {input: value}}). Every other node, link and input stays the template's."""
     widen, next_id = {}, 9000
     for nid, node in list(prompt.items()):
@@ -119,13 +114,13 @@ def swap_in_tiny_files(prompt: dict, files: dict, sizes: dict, unets: dict | Non
             ins["vae_name"] = files["vae_name"]
         elif t == "CLIPTextEncode":
             widen[nid] = str(next_id)
-            prompt[str(next_id)] = {"class_type": "CoherentVideoTest_WidenConditioning",
+            prompt[str(next_id)] = {"class_type": "CoherentVideo_PadConditioningWidth",
                                     "inputs": {"conditioning": [nid, 0], "width": 4096}}
             next_id += 1
         ins.update(sizes.get(t, {}))
         ins.update(sizes.get(nid, {}))
     for node in prompt.values():
-        if node["class_type"] == "CoherentVideoTest_WidenConditioning":
+        if node["class_type"] == "CoherentVideo_PadConditioningWidth":
             continue
         for k, v in node["inputs"].items():
             if isinstance(v, list) and len(v) == 2 and str(v[0]) in widen:

@@ -147,10 +147,6 @@ def assert_same_fingerprint(a: dict, b: dict) -> None:
 def write_random_sd15(out_path: str | os.PathLike, seed: int = 0, dtype: torch.dtype = torch.float16) -> Path:
     """Write a full-size SD1.5 checkpoint (U-Net 860M, CLIP-L, VAE) with seeded random weights."""
     bootstrap()
-    import json
-
-    import comfy.clip_model
-    import comfy.ops
     import comfy.utils
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
@@ -171,21 +167,32 @@ def write_random_sd15(out_path: str | os.PathLike, seed: int = 0, dtype: torch.d
         sd["first_stage_model." + k] = v.to(dtype)
     del vae
 
-    cfg_path = Path(comfy.clip_model.__file__).parent / "sd1_clip_config.json"
-    clip_cfg = json.loads(cfg_path.read_text())
-    clip = comfy.clip_model.CLIPTextModel(clip_cfg, torch.float32, "cpu", comfy.ops.manual_cast)
-    deterministic_init_(clip, seed=seed + 2)
-    for k, v in clip.state_dict().items():
-        if k.startswith("text_projection"):
-            continue
-        sd["cond_stage_model.transformer." + k] = v.to(dtype)
-    sd["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77).unsqueeze(0)
-    del clip
+    for k, v in random_clip_l_state_dict(seed=seed + 2, dtype=dtype).items():
+        sd["cond_stage_model.transformer." + k] = v
 
     tmp = out_path.with_suffix(f".{os.getpid()}.tmp")
     comfy.utils.save_torch_file(sd, str(tmp), metadata={"note": "random weights for tests; not a real model"})
     os.replace(tmp, out_path)
     return out_path
+
+
+def random_clip_l_state_dict(seed: int = 2, dtype: torch.dtype = torch.float16) -> dict:
+    """ComfyUI's CLIP-L text model (``comfy.clip_model.CLIPTextModel``, SD1's config) with seeded random weights,
+    keyed as a standalone CLIP-L file (``text_model.*``; no ``text_projection``). Seed 2 is the random SD1.5
+    checkpoint's text encoder (it uses seed + 2), so both hold the same weights; the demonstration Wan models were
+    trained on this encoder's output (``scripts/train_models.py``)."""
+    bootstrap()
+    import json
+
+    import comfy.clip_model
+    import comfy.ops
+
+    cfg_path = Path(comfy.clip_model.__file__).parent / "sd1_clip_config.json"
+    clip = comfy.clip_model.CLIPTextModel(json.loads(cfg_path.read_text()), torch.float32, "cpu", comfy.ops.manual_cast)
+    deterministic_init_(clip, seed=seed)
+    sd = {k: v.to(dtype) for k, v in clip.state_dict().items() if not k.startswith("text_projection")}
+    sd["text_model.embeddings.position_ids"] = torch.arange(77).unsqueeze(0)
+    return sd
 
 
 def random_sd15_checkpoint() -> Path:

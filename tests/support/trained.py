@@ -56,11 +56,35 @@ def load_vae(file: str | Path | None = None):
 
 
 def clip_file() -> Path:
+    """The text encoder file (``random_clip_l.safetensors`` in :func:`demo_models_dir`'s ``text_encoders/``)."""
+    from . import dit_files
+
+    return demo_models_dir() / "text_encoders" / dit_files.RANDOM_CLIP_L
+
+
+def demo_models_dir() -> Path:
+    """A folder laid out like ComfyUI's ``models/`` for the demonstration models (``python -m runner --models-dir``):
+    ``diffusion_models/`` and ``vae/`` link the committed files in ``models/``, ``text_encoders/`` holds the
+    random CLIP-L (written once, seeded; about 250 MB, so it is not committed). It is the models folder of the test
+    fixtures (``$COHERENT_VIDEO_CACHE/models``), so the browser test's ComfyUI server has the demo models too."""
     from . import dit_files, fixtures
 
-    ckpt = Path(fixtures.random_sd15_checkpoint())
-    files = dit_files.wan_model_files(ckpt)
-    return files["models_dir"] / "text_encoders" / files["clip_name"]
+    d = fixtures.cache_dir() / "models"
+    for sub, name in (("diffusion_models", T2V_FILE), ("diffusion_models", I2V_FILE), ("vae", VAE_FILE)):
+        link = d / sub / name
+        if not link.is_file() or (link.is_symlink() and link.resolve() != path(name).resolve()):  # another clone's
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            try:
+                link.symlink_to(path(name))
+            except OSError:  # no symlinks on this file system: copy (a few MB)
+                import shutil
+
+                shutil.copyfile(path(name), link)
+    clip = d / "text_encoders" / dit_files.RANDOM_CLIP_L
+    if not clip.is_file():
+        dit_files.write_clip_l(clip)
+    return d
 
 
 def load_clip():
