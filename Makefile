@@ -45,7 +45,7 @@ train-models:     ## retrain the small demonstration models on the footage (CPU,
 	$(PY) -m scripts.train_models all --threads 2
 
 bench:            ## every benchmark; each writes bench/results/*.json
-	for b in noise interpolation iterative attention motion dit; do \
+	for b in noise interpolation iterative attention motion dit effect effect_long; do \
 	  [ -f bench/$$b.py ] && $(PY) -m bench.$$b || exit 1; done
 
 clean:

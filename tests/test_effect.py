@@ -146,3 +146,29 @@ def test_flow_upsample_reconstructs_dropped_footage_frames(pack, em):
           f"warp error flow {we_flow:.5f}, blend {we_blend:.5f}")
     assert psnr_flow > psnr_repeat + 1.0
     assert we_flow < we_blend
+
+
+def test_colour_hold_lowers_colour_drift_over_clips(comfy, pack):
+    """IterativeReuseSampler (condition_on_previous, image-to-video on the trained I2V model, 3 clips from a
+    held-out bikes frame, bench/effect_long.py's first start image): colour_hold 1 lowers the mean colour drift of
+    the later clips to the first clip (Delta E, model_patches/drift.py) over two seeds (bench/effect_long.py: median
+    over 5 seeds 8.10 vs 9.26, max 9.21 vs 19.23; not every seed). Breaks when the hold is skipped: ``return x`` as the first line of
+    ``hold_colour`` (model_patches/reuse.py)."""
+    from coherent_video.model_patches.drift import measure_long_video
+
+    from support import long_i2v as L
+
+    i2v, vae, clip = tr.load_video_model("i2v"), tr.load_vae(), tr.load_clip()
+    neg, pos = tr.encode(clip, ""), tr.encode(clip, tr.PROMPTS["bikes"])
+    from scripts import train_models as tm
+
+    x = tm.decode(tm.source_path(dict((n, s) for n, _, s, _ in tm.SOURCES)["bikes"], None), tm.FRAME_STRIDE)
+    image = x[int(round(len(x) * (1 - tm.HELDOUT))):][:1].permute(0, 2, 3, 1).contiguous()  # held out (bench seed 0)
+    drift = {}
+    for hold in (0.0, 1.0):
+        drift[hold] = []
+        for seed in SEEDS:
+            clips = L.run_reuse(i2v, pos, neg, vae, image, 5, 1, 3, tr.SIZE, 12, seed, colour_hold=hold)
+            d = measure_long_video(clips=clips)["colour_drift"]
+            drift[hold].append(sum(d[1:]) / len(d[1:]))
+    assert sum(drift[1.0]) < sum(drift[0.0]), drift
