@@ -126,6 +126,9 @@ class Cases:
             guidance_ratio=0.5, fnr=True, overlap_mode="forward", seed=4, steps=1, cfg=3.0, sampler_name="euler",
             scheduler="normal", denoise=1.0, clip_positives=clips).result[0]["samples"]
         from coherent_video.nodes.bundled_clip import LoadBundledClip
+        from coherent_video.nodes.pad_conditioning import PadConditioningWidth
+
+        padded = PadConditioningWidth.execute(self.pos, 4096).result[0][0][0]
 
         clip = LoadBundledClip.execute("bbb_emerge.mp4").result[0].get_components().images
         rife = self._rife()
@@ -133,7 +136,8 @@ class Cases:
             images=images(), multiplier=2, rife_model=rife).result[0]
         return {**({} if rife_out is None else {"RIFELoader": rife_out}), "LoadBundledClip": clip,
                 "MotionDecomposer": c_lat["samples"], "MotionScale": sc.diffs, "MotionSmooth": sm.diffs,
-                "MotionClamp": cl.diffs, "MotionCombiner": combined, "PerClipConditioning": out}
+                "MotionClamp": cl.diffs, "MotionCombiner": combined, "PerClipConditioning": out,
+                "PadConditioningWidth": padded}
 
 
 STOPPABLE = ["BaseResidualNoise", "BaseResidualNoiseModel", "ReferenceImageCondition", "CrossStreamAttention",
