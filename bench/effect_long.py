@@ -175,15 +175,16 @@ def plot_long(res: dict, out: Path) -> Path:
     from PIL import Image, ImageDraw
 
     colours = {"reuse": (30, 80, 200), "reuse_colour_hold": (20, 160, 160), "reuse_reference": (120, 60, 190),
-               "last_frame_chain": (210, 60, 30), "independent": (120, 120, 120), "independent_joint": (60, 160, 60)}
-    W, H, pad = 900, 330, 44
+               "last_frame_chain": (210, 60, 30), "independent": (120, 120, 120), "independent_joint": (60, 160, 60),
+               "reuse_decoded_per_clip": (20, 20, 20), "reuse_colour_hold_decoded_per_clip": (200, 150, 0)}
+    W, H, pad = 900, 350, 44
     img = Image.new("RGB", (W, H), "white")
     dr = ImageDraw.Draw(img)
     dr.text((pad, 6), f"Long image-to-video, {res['settings']['clips']} clips: small Wan models trained here (64 px), median of "
                       f"{len(res['start_images'])} seeds (bench/effect_long.py)", fill=(0, 0, 0))
     for k, (key, label) in enumerate((("per_clip_colour_drift", "colour drift to clip 0 (Delta E), per clip"),
                                       ("per_boundary_seam_jump", "seam jump at each clip boundary (1 = no seam)"))):
-        x0, x1, y0, y1 = pad + k * (W // 2 - 10), (k + 1) * (W // 2 - 10) - 20, pad, H - pad - 40
+        x0, x1, y0, y1 = pad + k * (W // 2 - 10), (k + 1) * (W // 2 - 10) - 20, pad, H - pad - 60
         series = {w: [v["median"] for v in vals] for w, vals in res[key].items()}
         hi = max(max(v) for v in series.values()) * 1.1 or 1.0
         n = max(len(v) for v in series.values())
@@ -195,8 +196,8 @@ def plot_long(res: dict, out: Path) -> Path:
             pts = [(x0 + (x1 - x0) * i / max(1, n - 1), y1 - (y1 - y0) * y / hi) for i, y in enumerate(v)]
             dr.line(pts, fill=colours.get(w, (0, 0, 0)), width=2)
         dr.text((x0, y1 + 4), "clip 0 .. " + str(n - 1) if k == 0 else f"boundary 1 .. {n}", fill=(0, 0, 0))
-    for i, (w, c) in enumerate(colours.items()):
-        dr.text((pad + i * 140, H - 22), w, fill=c)
+    for i, (w, c) in enumerate(colours.items()):  # two legend rows of four
+        dr.text((pad + (i % 4) * 210, H - 40 + (i // 4) * 18), w, fill=c)
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
     return out
