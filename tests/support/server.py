@@ -63,14 +63,15 @@ def comfy_server(tmp: Path, models_base: Path | None = None, custom_nodes: Path 
                  input_dir: Path | None = None, user_dir: bool = False, extra_args=(), start_timeout: float = 300):
     """Start ComfyUI's ``main.py --cpu`` on a free loopback port; yield a :class:`Server` once it answers.
 
-    ``models_base``: a folder laid out like ``models/`` (its ``checkpoints/`` is added); ``custom_nodes``: one
+    ``models_base``: a folder laid out like ``models/`` (its ``checkpoints/``, ``diffusion_models/``, ``vae/`` and
+    ``text_encoders/`` are added); ``custom_nodes``: one
     more folder of node packs; ``input_dir``: ComfyUI's input folder (default an empty ``tmp/in``);
     ``user_dir``: give the server a private user folder (the frontend writes settings there)."""
     tmp = Path(tmp)
     yaml = tmp / "extra_model_paths.yaml"
     lines = ["coherent_video_tests:", f"  base_path: {models_base or tmp}"]
-    if models_base is not None:
-        lines.append("  checkpoints: checkpoints")
+    if models_base is not None:  # the random checkpoint and the demonstration models (tests/support/trained.py)
+        lines += [f"  {sub}: {sub}" for sub in ("checkpoints", "diffusion_models", "vae", "text_encoders")]
     if custom_nodes is not None:
         lines.append(f"  custom_nodes: {custom_nodes}")
     yaml.write_text("\n".join(lines) + "\n")
