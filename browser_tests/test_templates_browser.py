@@ -122,11 +122,13 @@ def _overlaps(nodes) -> list[tuple]:
     return out
 
 
-def _installed(server) -> set[str]:
-    """Model file names the test server has (its extra_model_paths folder: the random checkpoint, the demo models)."""
-    from support.trained import demo_models_dir
-
-    return {p.name for p in demo_models_dir().rglob("*") if p.is_file()}
+def _server_has(base, model: dict) -> bool:
+    """Whether the server lists this declared model in its folder (``GET /models/<directory>``, the lists the
+    loaders offer; the test server has the random checkpoint and the demonstration models)."""
+    try:
+        return model["name"] in json.loads(_get(f"{base}/models/{urllib.parse.quote(model['directory'])}")[2])
+    except urllib.error.HTTPError:  # a folder this ComfyUI does not know (404): nothing in it
+        return False
 
 
 def _history_ids(base) -> set[str] | None:
@@ -224,8 +226,8 @@ def test_template_opens_clean_from_the_templates_dialog(browser_page, server, na
     if lacking:  # feature detection: e.g. the LTX-2 template's core nodes exist from ComfyUI 0.33 on
         pytest.skip(f"this ComfyUI/frontend has no node class {lacking} (the template needs a newer ComfyUI)")
     declared = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
-    declared = sorted({m["name"] for n in declared["nodes"] for m in n.get("properties", {}).get("models", [])}
-                      - _installed(server))  # the demo's models are in the server's models folder
+    declared = sorted({m["name"] for n in declared["nodes"] for m in n.get("properties", {}).get("models", [])
+                       if not _server_has(base, m)})  # missing: what the server lacks (it has the demo's models)
     errors_before = len(console)
     src, width = _open_from_dialog(page, name)
     page.screenshot(path=str(SHOTS / f"{name}.png"))

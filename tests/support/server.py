@@ -63,9 +63,9 @@ def comfy_server(tmp: Path, models_base: Path | None = None, custom_nodes: Path 
                  input_dir: Path | None = None, user_dir: bool = False, extra_args=(), start_timeout: float = 300):
     """Start ComfyUI's ``main.py --cpu`` on a free loopback port; yield a :class:`Server` once it answers.
 
-    ``models_base``: a folder laid out like ``models/`` (its ``checkpoints/``, ``diffusion_models/``, ``vae/`` and
-    ``text_encoders/`` are added); ``custom_nodes``: one
-    more folder of node packs; ``input_dir``: ComfyUI's input folder (default an empty ``tmp/in``);
+    ``models_base``: a folder laid out like ``models/`` (its ``checkpoints/``, ``diffusion_models/``, ``vae/``
+    and ``text_encoders/`` are added); ``custom_nodes``: one more folder of node packs; ``input_dir``: ComfyUI's
+    input folder (default an empty ``tmp/in``);
     ``user_dir``: give the server a private user folder (the frontend writes settings there)."""
     tmp = Path(tmp)
     yaml = tmp / "extra_model_paths.yaml"
