@@ -7,6 +7,8 @@
 What it writes (committed, under models/):
 - ``coherent_tiny_wan21_vae.safetensors``: a Wan 2.1 VAE (``comfy.ldm.wan.vae.WanVAE``, base width 8; ComfyUI reads
   the width from ``decoder.head.0.gamma``): causal, 16 latent channels, 4x time / 8x space compression, as Wan's;
+  its latent is normalised for ComfyUI's Wan21 latent format (measured per-channel mean/std folded into its 1x1x1
+  ``conv1``/``conv2``, see ``fold_latent_norm``), so the DiT trains on zero-mean unit-std latents in every run;
 - ``coherent_tiny_wan21_i2v.safetensors``: a Wan 2.1 DiT with in_dim 36 (16 noise + 4 mask + 16 image-latent
   channels, no CLIP-vision ``img_emb``: the layout of Wan 2.2 A14B's I2V experts, which ComfyUI detects as
   ``WAN21_T2V`` with 36 input channels and feeds the image through ``WAN21.concat_cond``); trained half the time with the
@@ -276,11 +278,50 @@ def train_vae(clips: dict, max_seconds: float | None = None) -> None:
             save_ckpt(ck, model=vae.state_dict(), opt=opt.state_dict(), step=step, curve=curve, seconds=spent)
         if max_seconds and spent > max_seconds:
             log("vae: time budget reached, stopping (resume continues)"); return
-    save_safetensors(vae.state_dict(), OUT / VAE_FILE, {"trained_steps": step})
+    norm = fold_latent_norm(vae, clips)
+    save_safetensors(vae.state_dict(), OUT / VAE_FILE, {"trained_steps": step, "latent_norm": "folded"})
     update_log(vae={"steps": step, "curve": curve, "seconds": round(spent), "parameters":
                     sum(p.numel() for p in vae.parameters()), "dim": VAE_DIM, "crop": VAE_CROP,
-                    "frames": VAE_FRAMES, "batch": VAE_BATCH})
+                    "frames": VAE_FRAMES, "batch": VAE_BATCH, "latent_norm": norm})
     log(f"vae: done, wrote {OUT / VAE_FILE}")
+
+
+@torch.no_grad()
+def fold_latent_norm(vae, clips: dict, stride: int = 4) -> dict:
+    """Make the latent the DiT sees zero-mean, unit-std per channel, whatever scale this VAE run reached.
+
+    The DiT sees ``wan_norm(z)`` (ComfyUI's fixed Wan21 ``process_in``, affine per channel: a*z + b). Its per-channel
+    mean mu and std sd over the training windows are measured, and the affine map z' = alpha*z + beta with
+    wan_norm(z') = (wan_norm(z) - mu) / sd is folded into the VAE's last encoder conv (``conv1``, 1x1x1, its mu
+    half) and undone in its first decoder conv (``conv2``, 1x1x1), so encode -> decode is unchanged and ComfyUI's
+    own loaders and latent format need nothing new. Without it the DiT trained on whatever scale the VAE run ended
+    at (measured: std 0.650 in one run, 0.818 and 0.698 in others), which is why a retrained DiT did not reproduce.
+    Returns the measured mu, sd (before) and the std after, for the training log."""
+    vae.eval()
+    zs = [vae.encode(clips[n]["train"][s:s + DIT_FRAMES].permute(1, 0, 2, 3)[None] * 2 - 1)
+          for n, s in windows(clips, "train", DIT_FRAMES)[::stride]]
+    z = torch.cat(zs).float()                                     # [N, 16, T, h, w]
+    zn = wan_norm(z)
+    mu, sd = zn.mean(dim=(0, 2, 3, 4)), zn.std(dim=(0, 2, 3, 4))
+    zero = torch.zeros(1, z.shape[1], 1, 1, 1)
+    b = wan_norm(zero).flatten()
+    a = wan_norm(zero + 1).flatten() - b
+    alpha = 1.0 / sd
+    beta = ((b - mu) / sd - b) / a
+    c = z.shape[1]
+    enc, dec = vae.conv1, vae.conv2
+    enc.weight[:c] *= alpha.view(-1, 1, 1, 1, 1)
+    enc.bias[:c] = enc.bias[:c] * alpha + beta
+    dec.bias.sub_((dec.weight.flatten(1) * (beta / alpha)).sum(1))
+    dec.weight /= alpha.view(1, -1, 1, 1, 1)
+    after = wan_norm(torch.cat([vae.encode(clips[n]["train"][s:s + DIT_FRAMES].permute(1, 0, 2, 3)[None] * 2 - 1)
+                                for n, s in windows(clips, "train", DIT_FRAMES)[::stride * 4]]).float())
+    log(f"vae: latent normalisation folded into conv1/conv2 (measured std {sd.mean():.3f} mean {mu.mean():.3f} "
+        f"over {len(zs)} windows; after: std {after.std():.3f} mean {after.mean():.3f})")
+    vae.train()
+    return {"mean": [round(float(v), 4) for v in mu], "std": [round(float(v), 4) for v in sd],
+            "after_std": round(float(after.std()), 4), "after_mean": round(float(after.mean()), 4),
+            "windows": len(zs)}
 
 
 def load_vae():
