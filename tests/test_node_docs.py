@@ -179,3 +179,15 @@ def test_doc_model_rows_come_from_readme():
             continue
         doc = (DOCS / f"{PREFIX}{name}.md").read_text(encoding="utf-8")
         assert "| " + " | ".join(rows[prose["models"]].values()) + " |" in doc, name
+
+
+def test_readme_first_screen_is_setup_main_job_and_node_index():
+    """README's first screen (its first 60 lines) holds, in this order, the set-up commands, the main jobs and the
+    node index with every doc linked; the detail (demo, runner) comes after the index. (Fails when the demo or the
+    runner paragraph moves back above the node index, or a section is reordered.)"""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    first = "\n".join(lines[:60])
+    order = [first.find(s) for s in ("make setup", "make test", "make demo ", "make demo-video", "python -m runner",
+                                     "## Nodes")]
+    assert -1 not in order and order == sorted(order), f"first screen out of order: {order}"
+    assert all(f"](web/docs/{p.name})" in first for p in DOCS.glob("*.md")), "node index not on the first screen"
