@@ -8,6 +8,8 @@ techniques on a model that has learnt real footage, not to make good video. The 
 latent frame), every clip's noise from BaseResidualNoise (VideoFusion: a shared base + per-frame residuals).
 Run it: ``make demo-video`` (prepares the models folder with ``python -m scripts.demo_models``).
 Regenerate: .venv/bin/python -m workflow_sources.demo_video
+Thumbnail (its real output): make demo-video, then .venv/bin/python -m workflow_sources.demo_video --thumbnail VIDEO
+(8 evenly spaced frames of the saved MP4, 2 rows of 4, each 192 px).
 """
 from workflow_sources._template import write
 
@@ -53,5 +55,31 @@ GROUPS = [
      "at": (1740, 0), "cols": [[11, 12, 13]]},
 ]
 
+
+
+def write_output_thumbnail(video: str, cols: int = 4, rows: int = 2, px: int = 192):
+    """``workflows/<NAME>.jpg`` from the demo's real output: ``cols x rows`` evenly spaced frames of ``video``."""
+    import av
+    from PIL import Image
+
+    from workflow_sources._template import ROOT
+
+    with av.open(str(video)) as c:
+        frames = [f.to_image() for f in c.decode(video=0)]
+    n = cols * rows
+    pick = [frames[round(i * (len(frames) - 1) / (n - 1))] for i in range(n)]
+    img = Image.new("RGB", (cols * px, rows * px))
+    for i, f in enumerate(pick):
+        img.paste(f.resize((px, px), Image.LANCZOS), ((i % cols) * px, (i // cols) * px))
+    path = ROOT / "workflows" / f"{NAME}.jpg"
+    img.save(path, quality=90)
+    return path
+
+
 if __name__ == "__main__":
-    print(write(NAME, spec, GROUPS))
+    import sys
+
+    if sys.argv[1:2] == ["--thumbnail"]:
+        print(write_output_thumbnail(sys.argv[2]))
+    else:
+        print(write(NAME, spec, GROUPS))
