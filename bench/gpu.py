@@ -17,6 +17,8 @@ Measured (real run: device cuda, fp16):
   512x512 and 1920x1080, x2, in output frames per second, with peak VRAM. RIFE's speed does not depend on
   its weights, so a RIFE 4.25-layout IFNet (5 blocks, 4-channel encoder) with seeded random weights is
   timed when no weights file is given (``--rife FILE`` to time a real one).
+  Beside them core ComfyUI's own ``FrameInterpolate`` (0.33+) with the same RIFE weights loaded by core's loader code
+  (``core_rife``; absent on 0.3.75), timed on the same two streams.
 - ``peers_reference``: bench/peers.py's side by side, ReferenceImageCondition vs Advanced-ControlNet's
   reference-only (attn, attn+adain) at 64x64, 16 and 8 frames, ratios to unpatched and to each other
   (median/min/max of interleaved rounds) and the result check; skipped with the reason where ACN does not
@@ -165,8 +167,10 @@ def flow_speed(sizes: list[tuple[int, int]], frames: int, device, rife_file: str
         torch.manual_seed(0)
         net, rife_desc = rf.IFNet(*RIFE_425).eval().requires_grad_(False), "RIFE 4.25 layout, random weights"
     net = net.to(device)
+    core = core_frame_interpolate(net)
     clock = Clock(device)
-    out = {"rife": rife_desc, "frames_in": frames, "multiplier": 2, "reps": reps}
+    out = {"rife": rife_desc, "frames_in": frames, "multiplier": 2, "reps": reps,
+           "core_rife": "core FrameInterpolate, the same weights" if core else "absent in this ComfyUI or refused"}
     for h, w in sizes:
         g = torch.Generator().manual_seed(1)
         base = torch.rand(1, 3, h + 8 * frames, w + 8 * frames, generator=g)
@@ -178,17 +182,52 @@ def flow_speed(sizes: list[tuple[int, int]], frames: int, device, rife_file: str
             "rife": rf.rife_interpolator(net, 0.35),
         }
         row = {}
+        gos = {}
         for name, fn in fns.items():
-            def go():
+            def go(fn=fn):
                 with torch.inference_mode():
                     upsample.upsample_video([clip, clip], k, t, fn, chunk_pairs=4)
+            gos[name] = go
+        if core is not None:  # core FrameInterpolate on the same frames (two streams, as ours above)
+            images = clip.movedim(1, -1).contiguous()
+
+            def go_core():
+                with torch.inference_mode():
+                    for _ in range(2):
+                        core[0].execute(core[1], images, 2)
+            gos["core_rife"] = go_core
+        for name, go in gos.items():
             clock(go)  # warm-up
             runs = [clock(go) for _ in range(reps)]
             best = min(r[0] for r in runs)
             row[name] = {"new_frames_per_s": new / best, "seconds": [r[0] for r in runs],
                          "peak_vram_bytes": max((r[1] or 0) for r in runs) if clock.cuda else None}
+        if "core_rife" in row:
+            row["ours_rife_over_core_rife_time"] = row["core_rife"]["new_frames_per_s"] / row["rife"]["new_frames_per_s"]
         out[f"{w}x{h}"] = row
     return out
+
+
+def core_frame_interpolate(net):
+    """(FrameInterpolate node class, its INTERP_MODEL patcher) with ``net``'s RIFE weights loaded by core's own
+    FrameInterpolationModelLoader code, or None where this ComfyUI has no such node (0.3.75) or refuses them."""
+    import torch
+
+    try:
+        import comfy_extras.nodes_frame_interpolation as fi
+    except ImportError:
+        return None
+    import comfy.model_management as mm
+    import comfy.model_patcher
+
+    try:
+        model = fi.FrameInterpolationModelLoader._detect_and_load({k: v.detach().cpu() for k, v in
+                                                                   net.state_dict().items()})
+    except Exception:  # noqa: BLE001 - core's loader refuses this layout
+        return None
+    model.eval().to(torch.float32)
+    return fi.FrameInterpolate, comfy.model_patcher.CoreModelPatcher(
+        model, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
 
 
 def peers_reference(kind: str, frames_list, size: int, steps: int, pairs: int, dtype, device) -> dict:

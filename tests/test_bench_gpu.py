@@ -26,8 +26,10 @@ def test_gpu_bench_dry_run(tmp_path):
     for s in po["step_ratio"].values():
         assert s["min"] <= s["median"] <= s["max"] and all(math.isfinite(s[k]) and s[k] > 0 for k in ("min", "max"))
     assert set(po["peak_vram_bytes"]) == patches | {"unpatched"}
+    core = res["flow"]["core_rife"].startswith("core FrameInterpolate")  # ComfyUI 0.33+: core's node beside ours
+    print("core FrameInterpolate in the flow comparison:", res["flow"]["core_rife"])
     for size in ("64x64", "128x72"):
-        for method in ("ours_balanced", "rife"):
+        for method in ("ours_balanced", "rife") + (("core_rife",) if core else ()):
             assert res["flow"][size][method]["new_frames_per_s"] > 0
     assert (gpu_json.read_bytes() if gpu_json.exists() else None) == before
     peers = res["peers_reference"]
