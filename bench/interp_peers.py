@@ -138,6 +138,8 @@ def timing(fns: dict, size: int, pairs: int) -> dict:
     res["over_dis"] = {k: stats([x / d for x, d in zip(v, cpu["dis"])]) for k, v in cpu.items() if k != "dis"}
     if "core_rife" in cpu:
         res["ours_over_core_rife"] = stats([x / d for x, d in zip(cpu["ours"], cpu["core_rife"])])
+        if "ours_rife" in cpu:  # the same weights through our RIFE path and through core's node
+            res["ours_rife_over_core_rife"] = stats([x / d for x, d in zip(cpu["ours_rife"], cpu["core_rife"])])
     return res
 
 
@@ -201,6 +203,9 @@ def main(argv=None) -> int:
           ", ".join(f"{k} {c[k]['median']:.3f}" for k in fns))
     print("ratio to DIS: " + ", ".join(f"{k} {v['median']:.2f} [{v['min']:.2f}, {v['max']:.2f}]"
                                        for k, v in speed["over_dis"].items()))
+    if "ours_rife_over_core_rife" in speed:
+        v = speed["ours_rife_over_core_rife"]
+        print(f"our RIFE path / core FrameInterpolate, same weights: {v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}]")
 
     failed = []
     for src, q in quality.items():
