@@ -148,3 +148,26 @@ def write_results(name: str, data: dict) -> Path:
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
     return path
+
+
+def core_frame_interpolation(state_dict: dict):
+    """Core ComfyUI's frame interpolation for the benchmarks' side by side: ``(FrameInterpolate node class, an
+    INTERP_MODEL patcher)`` with ``state_dict`` (RIFE 4.x) loaded by core's own FrameInterpolationModelLoader code,
+    fp32, as that node's loader builds it. Raises LookupError, with the reason, where this ComfyUI has no such node
+    (0.3.75) or its loader refuses the weights."""
+    import torch
+
+    try:
+        import comfy_extras.nodes_frame_interpolation as fi
+    except ImportError as e:
+        raise LookupError(f"this ComfyUI has no FrameInterpolate node ({e})") from e
+    import comfy.model_management as mm
+    import comfy.model_patcher
+
+    try:
+        model = fi.FrameInterpolationModelLoader._detect_and_load(state_dict)
+    except Exception as e:  # noqa: BLE001 - the loader's own refusal, reported as such
+        raise LookupError(f"core's FrameInterpolationModelLoader refuses these weights: {e}") from e
+    model.eval().to(torch.float32)
+    return fi.FrameInterpolate, comfy.model_patcher.CoreModelPatcher(
+        model, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())

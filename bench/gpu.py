@@ -36,7 +36,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench._common import ROOT, comfy_env, fixtures, load_pack_module
+from bench._common import ROOT, comfy_env, core_frame_interpolation, fixtures, load_pack_module
 
 RIFE_425 = ([(15, 192, 8, 13), (28, 128, 8, 13), (28, 96, 8, 13), (28, 64, 8, 13), (28, 32, 8, 13)], (16, 4))
 
@@ -167,7 +167,10 @@ def flow_speed(sizes: list[tuple[int, int]], frames: int, device, rife_file: str
         torch.manual_seed(0)
         net, rife_desc = rf.IFNet(*RIFE_425).eval().requires_grad_(False), "RIFE 4.25 layout, random weights"
     net = net.to(device)
-    core = core_frame_interpolate(net)
+    try:
+        core = core_frame_interpolation({k: v.detach().cpu() for k, v in net.state_dict().items()})
+    except LookupError:
+        core = None
     clock = Clock(device)
     out = {"rife": rife_desc, "frames_in": frames, "multiplier": 2, "reps": reps,
            "core_rife": "core FrameInterpolate, the same weights" if core else "absent in this ComfyUI or refused"}
@@ -206,28 +209,6 @@ def flow_speed(sizes: list[tuple[int, int]], frames: int, device, rife_file: str
             row["ours_rife_over_core_rife_time"] = row["core_rife"]["new_frames_per_s"] / row["rife"]["new_frames_per_s"]
         out[f"{w}x{h}"] = row
     return out
-
-
-def core_frame_interpolate(net):
-    """(FrameInterpolate node class, its INTERP_MODEL patcher) with ``net``'s RIFE weights loaded by core's own
-    FrameInterpolationModelLoader code, or None where this ComfyUI has no such node (0.3.75) or refuses them."""
-    import torch
-
-    try:
-        import comfy_extras.nodes_frame_interpolation as fi
-    except ImportError:
-        return None
-    import comfy.model_management as mm
-    import comfy.model_patcher
-
-    try:
-        model = fi.FrameInterpolationModelLoader._detect_and_load({k: v.detach().cpu() for k, v in
-                                                                   net.state_dict().items()})
-    except Exception:  # noqa: BLE001 - core's loader refuses this layout
-        return None
-    model.eval().to(torch.float32)
-    return fi.FrameInterpolate, comfy.model_patcher.CoreModelPatcher(
-        model, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
 
 
 def peers_reference(kind: str, frames_list, size: int, steps: int, pairs: int, dtype, device) -> dict:

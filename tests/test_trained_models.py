@@ -125,3 +125,25 @@ def test_t2v_file_is_the_i2v_models_text_mode(models):
         a = dm_t2v(x, t, ctx)
         b = dm_i2v(torch.cat([x, torch.zeros(1, 20, 3, 8, 8)], 1), t, ctx)
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_latent_norm_fold_keeps_the_vae_and_normalises_the_latent(comfy):
+    """scripts/train_models.fold_latent_norm on a seeded untrained VAE of the trained one's class: decoding an encoded
+    clip is unchanged by the fold (the affine map is undone in conv2), and the latent ComfyUI's Wan21 format hands
+    the DiT becomes zero-mean, unit-std per channel. Fails when the decoder side is dropped (the
+    ``dec.bias.sub_(...)`` line: decode changes) or when ``alpha`` is left at 1 (the std stays the VAE's)."""
+    from scripts import train_models as tm
+
+    torch.manual_seed(0)
+    vae = tm.new_vae()
+    clips = {"a": {"train": torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(1))}}
+    x = clips["a"]["train"][:tm.DIT_FRAMES].permute(1, 0, 2, 3)[None] * 2 - 1
+    with torch.no_grad():
+        before = vae.decode(vae.encode(x))
+        norm = tm.fold_latent_norm(vae, clips, stride=1)
+        after = vae.decode(vae.encode(x))
+        zn = tm.wan_norm(torch.cat([vae.encode(clips["a"]["train"][s:s + tm.DIT_FRAMES].permute(1, 0, 2, 3)[None]
+                                               * 2 - 1) for _, s in tm.windows(clips, "train", tm.DIT_FRAMES)]))
+    assert (after - before).abs().max() < 1e-4
+    assert zn.mean(dim=(0, 2, 3, 4)).abs().max() < 1e-3 and (zn.std(dim=(0, 2, 3, 4)) - 1).abs().max() < 0.05
+    assert norm["windows"] == len(tm.windows(clips, "train", tm.DIT_FRAMES))

@@ -56,7 +56,6 @@ GROUPS = [
 ]
 
 
-
 def write_output_thumbnail(video: str, cols: int = 4, rows: int = 2, px: int = 192):
     """``workflows/<NAME>.jpg`` from the demo's real output: ``cols x rows`` evenly spaced frames of ``video``."""
     import av
