@@ -5,7 +5,8 @@ extra_model_paths.yaml, registering one GET route) counts, inside the server pro
 - tensors reachable from the pack's module-level objects (its caches: RIFE weights, lru caches'
   holders, registries), and
 - live run-state objects (RunState, ReferenceBank, TrajectoryReplay).
-Both must be 0 between prompts; RSS may grow by at most 3 % from prompt 10 to prompt 30.
+Both must be 0 between prompts; RSS may grow by at most 3 % from prompt 10 to prompt 30 (the maximum over the
+workflow rotation ending at each; single prompts differ by workflow).
 
 Then, per patch, ``/interrupt``
 mid-sampling through the server: the prompt is stopped during the patched node's progress, and
@@ -179,16 +180,23 @@ def test_soak_30_prompts_rss_and_caches(server):
         rows.append({"prompt": k + 1, "workflow": wf, "rss_mib": ps.memory_info().rss / 2**20, **live})
         assert live["pack_modules"] > 5, live
         assert live["cache_tensors"] == 0 and live["run_state"] == 0, (wf, live)
-    # RSS after a prompt depends on which workflow ran (a model-free one lets ComfyUI drop the checkpoint), so
-    # prompt 10 and prompt 30 - different workflows in the rotation - are compared as the median RSS over the
-    # full rotation that ends at each of them.
+    # RSS after a prompt depends on which workflow ran (a model-free one lets ComfyUI drop the checkpoint, and how
+    # much of it the kernel has paged back in by the next reading depends on the machine's load: a dip can last one
+    # prompt or three), so single prompts are not compared. What a leak raises is the high-water mark of a rotation:
+    # the MAX RSS over the full rotation ending at prompt 10 is compared with the max over the one ending at 30
+    # (the median over the rotation, used before, gave +10.8 % in one loaded CI run and -0.16 % when that test was
+    # re-run alone: a median of 7 readings of which 2-3 are dips is itself a dip when one more dips). The medians
+    # are kept in the summary.
     n = len(workflows)
-    at10 = statistics.median(r["rss_mib"] for r in rows[10 - n:10])
-    at30 = statistics.median(r["rss_mib"] for r in rows[PROMPTS - n:PROMPTS])
+    at10 = max(r["rss_mib"] for r in rows[10 - n:10])
+    at30 = max(r["rss_mib"] for r in rows[PROMPTS - n:PROMPTS])
     growth = at30 / at10 - 1
+    med10 = statistics.median(r["rss_mib"] for r in rows[10 - n:10])
+    med30 = statistics.median(r["rss_mib"] for r in rows[PROMPTS - n:PROMPTS])
     summary = {"prompts": PROMPTS, "seconds": round(time.time() - t0, 1), "rss_mib_at_10": round(at10, 1),
                "rss_mib_at_30": round(at30, 1), "growth_10_to_30_pct": round(100 * growth, 2),
-               "statistic": f"median RSS over the {n}-workflow rotation ending at prompt 10 and at prompt 30",
+               "statistic": f"max RSS over the {n}-workflow rotation ending at prompt 10 and at prompt 30",
+               "median_rss_mib_at_10": round(med10, 1), "median_rss_mib_at_30": round(med30, 1),
                "max_cache_tensors": max(r["cache_tensors"] for r in rows), "max_run_state": max(r["run_state"] for r in rows),
                "rows": rows}
     (tmp / "soak.json").write_text(json.dumps(summary, indent=1))
