@@ -311,7 +311,7 @@ BAD += [
 
 
 MODEL_NODES = {"BaseResidualNoiseModel", "CrossStreamAttention", "ReferenceImageCondition", "IterativeReuseSampler",
-               "MotionSmoothingPatch"}
+               "MotionSmoothingPatch", "StreamContextWindows"}
 
 
 def _clip(name):
@@ -362,6 +362,29 @@ BAD += [("PadConditioningWidth", "conditioning", what, lambda c, f=f: _pad(condi
     ("pairs without options", lambda: [[_tensor()]]), ("NaN", _nan_cond)]]
 BAD += [("PadConditioningWidth", "width", what, lambda c, v=v: _pad(width=v))
         for what, v in [("zero", 0), ("negative", -3), ("a float", 1.5), ("a string", "4096"), ("a bool", True)]]
+
+
+def _windows(c, model="ok", **kw):
+    from coherent_video.nodes.stream_windows import StreamContextWindows
+
+    args = dict(context_length=4, context_overlap=1, context_schedule="standard_static", fuse_method="pyramid",
+                causal_window_fix=True)
+    args.update(kw)
+    return StreamContextWindows.execute(c.model if model == "ok" else model, **args)
+
+
+# the image model itself is refused (frames on the batch axis; on 0.3.75 first because core has no multi-stream
+# windows); the other inputs are checked before the model
+BAD += [("StreamContextWindows", "model", what, lambda c, v=v: _windows(c, model=v))
+        for what, v in [("None", None), ("a string", "model")]]
+BAD += [("StreamContextWindows", "model", "an image model (SD1.5)", lambda c: _windows(c))]
+BAD += [("StreamContextWindows", "context_length", what, lambda c, v=v: _windows(c, context_length=v))
+        for what, v in [("zero", 0), ("negative", -2), ("a float", 4.0), ("a bool", True)]]
+BAD += [("StreamContextWindows", "context_overlap", what, lambda c, v=v: _windows(c, context_overlap=v))
+        for what, v in [("negative", -1), ("equal to the length", 4), ("a string", "1")]]
+BAD += [("StreamContextWindows", "context_schedule", "unknown", lambda c: _windows(c, context_schedule="median"))]
+BAD += [("StreamContextWindows", "fuse_method", "unknown", lambda c: _windows(c, fuse_method="mean"))]
+BAD += [("StreamContextWindows", "causal_window_fix", "a string", lambda c: _windows(c, causal_window_fix="yes"))]
 
 
 @pytest.fixture(scope="module")

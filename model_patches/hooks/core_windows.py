@@ -121,7 +121,7 @@ class CoreWindowsGuard:
     def __call__(self, executor, *args, **kwargs):
         guider = executor.class_obj
         if guider.model_options.get("context_handler") is not None:
-            why = self.adapter.core_windows_unsupported(guider.model_patcher.model)
+            why = self.adapter.core_windows_unsupported(guider.model_patcher.model, guider.model_options.get("context_handler"))
             if why:
                 raise self.reporter.error(ParameterError("model", why))
         return executor(*args, **kwargs)
@@ -131,7 +131,7 @@ def ensure_windows_guard(m, adapter, key: str, reporter) -> None:
     """Install :class:`CoreWindowsGuard` under ``key`` on the clone ``m`` (and raise now where ``m`` already has
     core windows that cannot window it)."""
     if m.model_options.get("context_handler") is not None:
-        why = adapter.core_windows_unsupported(m.model)
+        why = adapter.core_windows_unsupported(m.model, m.model_options.get("context_handler"))
         if why:
             raise reporter.error(ParameterError("model", why))
     m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, CoreWindowsGuard(adapter, reporter))

@@ -40,6 +40,11 @@ class Adapter:
 
         return temporal_compression(latent_format)
 
+    def stream_time_axes(self, latent_shapes) -> tuple[int, ...]:
+        """The time axis of each stream of a packed multi-stream latent (``latent_shapes``: the sampler's, video
+        first): where a context window over the video's latent frames cuts each stream."""
+        return tuple(2 for _ in latent_shapes)
+
     def window(self, options: dict, dim: int) -> list[int] | None:
         """The absolute frames (or latent frames) a core context window over axis ``dim`` hands the model in this
         call, causal anchor frame included (:func:`..comfy_compat.window_frames`); None outside windows."""
@@ -144,9 +149,10 @@ class DitAdapter(Adapter):
         ``x_ref`` in the form the model takes (a packed video + audio latent packs it with an empty audio part)."""
         return x_ref, kwargs
 
-    def core_windows_unsupported(self, base_model) -> str | None:
-        """Why this ComfyUI's core context windows cannot window this model (``base_model``: the
-        ``comfy.model_base`` object), as a reason about the model and the ComfyUI; None when they can."""
+    def core_windows_unsupported(self, base_model, handler=None) -> str | None:
+        """Why this ComfyUI's core context windows (``handler``: the ``model_options["context_handler"]``) cannot
+        window this model (``base_model``: the ``comfy.model_base`` object), as a reason about the model and the
+        ComfyUI; None when they can."""
         return None
 
     def video_channels(self, model) -> int:

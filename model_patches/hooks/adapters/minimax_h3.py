@@ -23,8 +23,10 @@
 - Reference write pass: the one-frame reference latent packed with an empty audio part (``write_inputs``), the
   call's text and H3 payload (same origin of the video time grid), without the denoise masks.
 - Context windows: ComfyUI 0.33's core windows cannot window the packed latent (``MiniMaxH3`` has no
-  ``map_context_window_to_modalities``; core raises ``NotImplementedError`` on the unpatched model):
-  :meth:`MiniMaxH3Adapter.core_windows_unsupported` names that where our nodes meet core windows.
+  ``map_context_window_to_modalities``; core raises ``NotImplementedError`` on the unpatched model, and they would
+  cut the audio on the video's dim 2, where it has 2 rows): :meth:`MiniMaxH3Adapter.core_windows_unsupported` names
+  that where our nodes meet core windows. The pack's multi-stream handler (``hooks/stream_windows.py``) windows it,
+  the audio on its last axis (:meth:`MiniMaxH3Adapter.stream_time_axes`).
 - Refused: the first-frame anchor (see :meth:`MiniMaxH3Adapter.unsupported`).
 """
 from __future__ import annotations
@@ -66,15 +68,19 @@ class MiniMaxH3Adapter(DitAdapter):
                     "leave anchor_first_frame off")
         return None
 
-    def core_windows_unsupported(self, base_model):
-        if hasattr(base_model, "map_context_window_to_modalities"):
+    def stream_time_axes(self, latent_shapes):
+        # video [1, 24, T, H, W]: dim 2; audio [1, 32, 2, T_a]: its last axis
+        return (2,) + tuple(len(s) - 1 for s in latent_shapes[1:])
+
+    def core_windows_unsupported(self, base_model, handler=None):
+        if getattr(handler, "cuts_each_stream_on_its_time_axis", False) or hasattr(base_model, "map_context_window_to_modalities"):
             return None
         return (f"core context windows of this ComfyUI cannot window MiniMax H3's packed video + audio latent: "
                 f"its {type(base_model).__name__} model has no map_context_window_to_modalities (the map from a "
                 "video window to its audio span that core windows need for a multimodal latent; they fail on this "
                 "model without our nodes too), and its audio latent [1, 32, 2, T_a] has time on its last axis, not "
-                "the video's dim 2. Sample H3 without context windows (it attends across all its frames), or "
-                "extend it clip by clip")
+                "the video's dim 2. Use the pack's Context Windows (audio + video) node, which cuts each stream on its "
+                "own time axis, or sample H3 without context windows (it attends across all its frames)")
 
     def video_channels(self, model) -> int:
         dm = model.get_model_object("diffusion_model")
