@@ -23,8 +23,9 @@ Patches and baselines:
 - ``reference``: ReferenceImageCondition (DiT path: one batch-1, one-latent-frame write pass per step, the
   reference K/V in every block) vs unpatched, ``T_latent`` latent frames. Target <= 1.10 + 1/T_latent.
 - ``cross_window_anchor``: CrossStreamAttention (anchor = first) under the family's core context windows
-  (``WanContextWindowsManual``, ``LTXVContextWindows``, else ``ContextWindowsManual``; 9 latent frames in windows
-  of 5, overlap 2) vs the same context windows alone. Target <= 1.15.
+  (``WanContextWindowsManual``, ``LTXVContextWindows``, else ``ContextWindowsManual``; MiniMax H3, which core's
+  nodes cannot window: the pack's ``StreamContextWindows``; 9 latent frames in windows of 5, overlap 2) vs the same
+  context windows alone. Target <= 1.15.
 - ``noise``: BaseResidualNoiseModel (initial shared base noise) vs unpatched. Target <= 1.02.
 - ``smoothing``: MotionSmoothingPatch vs unpatched. Target <= 1.02.
 
@@ -118,6 +119,8 @@ def _windows(F, family: str, model):
                               context_stride=1, closed_loop=False, **common)
     if family in ("ltxv", "ltx2") and "LTXVContextWindows" in nodes.NODE_CLASS_MAPPINGS:
         return F.core_windows("LTXVContextWindows", model, context_length=33, context_overlap=16, **common)
+    if family == "minimax_h3":   # core's nodes cannot window H3's packed video + audio: the pack's node (core's handler)
+        return F.run_node("StreamContextWindows", model, 5, 2, "standard_static", "pyramid", True)[0]
     return F.core_windows("ContextWindowsManual", model, context_length=5, context_overlap=2, context_stride=1,
                           closed_loop=False, dim=2, **common)
 

@@ -228,7 +228,8 @@ PROSE = {
                 "(mutual). It turns an image model into a more coherent video model without training.",
         when="Use it on an image model (SD1.x/SD2/SDXL) sampling a batch of frames, where frames otherwise drift "
              "apart, e.g. in the DSDN dual-stream template with Motion Smoothing. On Wan, LTX-Video and LTX-2 it acts only under "
-             "core context windows: every window also attends to the anchor (or first + previous) frame of earlier "
+             "core context windows (on MiniMax H3, which core's nodes cannot window: under **Context Windows (audio + "
+             "video streams)**): every window also attends to the anchor (or first + previous) frame of earlier "
              "windows; outside windows a DiT already attends across all frames and nothing changes.",
         models="CrossStreamAttention",
         inputs={
@@ -348,6 +349,36 @@ PROSE = {
         inputs={},
         approx=["Not part of a paper: a utility for the demonstration models."],
         measured=[],
+    ),
+    "StreamContextWindows": dict(
+        summary="Samples a long video in overlapping context windows on models whose latent packs video and "
+                "audio with time on different axes (MiniMax H3), which core's context-window nodes cannot window. "
+                "Each stream is cut on its own time axis and the video window is mapped to the audio by time; "
+                "everything else is ComfyUI's own context windows (schedules, fuse weights, causal frame).",
+        when="Use it on MiniMax H3 for a video longer than you want to sample in one attention span, and put "
+             "**Cross-Stream Attention** (anchor) after it so every window also attends to the first frame: the "
+             "template *MiniMax H3 long video in context windows with anchor attention* wires it. On LTX-2, Wan, "
+             "HunyuanVideo and LTXV it is core's windows on latent time (bit for bit on a video-only model), so "
+             "core's own nodes serve as well there.",
+        models="StreamContextWindows",
+        inputs={
+            "context_length": "Latent frames, not pixel frames (H3: 5 latent frames = 17 pixel frames).",
+        },
+        approx=[
+            "Not part of a paper: the windowing the long-video techniques run in. H3 gives every window RoPE time "
+            "from 0 (the model is not told the window's place in the video, as under core's windows on other "
+            "models); CrossStreamAttention's anchor is what ties the windows together.",
+            "No FreeNoise: core's FreeNoise shuffles every stream on the video's axis, which would shuffle H3's "
+            "audio on the wrong axis; use Base + Residual Noise for correlated noise instead.",
+            "A start image given through H3's own keyframe rows (MiniMaxH3ImageToVideo) conditions each window "
+            "at its own frame 0, since the keyframe positions are relative to the call.",
+        ],
+        measured=[
+            ("A windowed Euler step on H3 equals each window's video + audio slice sampled alone with the same "
+             "noise (to 1e-5); the anchor changes the later windows' video while the audio stream stays the "
+             "windows-alone result bit for bit; on Wan 2.1 the output equals core's ContextWindowsManual's.",
+             ".venv-0.33/bin/python -m pytest -q tests/test_stream_windows.py"),
+        ],
     ),
     "MotionDecomposer": dict(
         summary="Splits a video into CONTENT (one frame: an anchor frame or the temporal mean) and MOTION (the "
@@ -475,6 +506,7 @@ DETAILS = {
     "RIFELoader": ["flow.md"],
     "LoadBundledClip": [],
     "PadConditioningWidth": [],
+    "StreamContextWindows": ["stream_windows.md"],
     "MotionDecomposer": ["motion_streams.md", "motion_decomposer.md", "motion_workflows.md", "motion_measured.md",
                          "dit_motion.md"],
     "MotionCombiner": ["motion_streams.md", "motion_combiner.md", "motion_workflows.md", "motion_measured.md",
@@ -503,6 +535,7 @@ IMAGES = {
     "MotionCombiner": "Motion transfer between two clips - no weights",
     "MotionSmooth": "Motion transfer between two clips - no weights",
     "MotionSmoothingPatch": "DSDN dual-stream video - SD1.5",
+    "StreamContextWindows": "MiniMax H3 long video in context windows with anchor attention",
 }
 
 

@@ -57,6 +57,18 @@ WAN22_VAE = {"name": "wan_2.1_vae.safetensors", "url": _WAN22 + "vae/wan_2.1_vae
 # The LTX-2 files as ComfyUI's own LTX-2 image-to-video template (video_ltx2_i2v) names them: one checkpoint (the
 # video model, video VAE, audio VAE and text projection; LTXVAudioVAELoader and LTXAVTextEncoderLoader read it too)
 # and the Gemma 3 12B text encoder.
+# MiniMax H3: the files of ComfyUI's own MiniMax H3 templates (comfyui_workflow_templates, video_minimax_h3_t2v)
+_H3 = "https://huggingface.co/Comfy-Org/MiniMax-H3/resolve/main/"
+MINIMAX_H3_INT8 = {"name": "minimax_h3_fl2va_pruned_int8_convrot.safetensors",
+                   "url": _H3 + "diffusion_models/minimax_h3_fl2va_pruned_int8_convrot.safetensors",
+                   "directory": "diffusion_models"}
+QWEN3VL_32B_H3 = {"name": "qwen3vl_32b_minimax_h3_nvfp4_awq.safetensors",
+                  "url": _H3 + "text_encoders/qwen3vl_32b_minimax_h3_nvfp4_awq.safetensors",
+                  "directory": "text_encoders"}
+MINIMAX_H3_VIDEO_VAE = {"name": "minimax_h3_video_vae_fp16.safetensors",
+                        "url": _H3 + "vae/minimax_h3_video_vae_fp16.safetensors", "directory": "vae"}
+MINIMAX_H3_AUDIO_VAE = {"name": "minimax_h3_audio_vae_fp32.safetensors",
+                        "url": _H3 + "vae/minimax_h3_audio_vae_fp32.safetensors", "directory": "vae"}
 LTX2_19B_DEV_FP8 = {"name": "ltx-2-19b-dev-fp8.safetensors",
                     "url": "https://huggingface.co/Lightricks/LTX-2/resolve/main/ltx-2-19b-dev-fp8.safetensors",
                     "directory": "checkpoints"}

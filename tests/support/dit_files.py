@@ -32,12 +32,12 @@ def _fixtures():
     return fixtures
 
 
-def _save(sd: dict, path: Path) -> None:
+def _save(sd: dict, path: Path, dtype: torch.dtype = torch.float16) -> None:
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+    save_file({k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous()
                for k, v in sd.items()}, str(tmp))
     tmp.replace(path)
 
@@ -212,3 +212,65 @@ def ltx2_model_files(sd15_checkpoint: str | Path) -> dict:
     if not path.is_file():
         write_tiny_ltx2(path)
     return {"ckpt_name": TINY_LTX2, "clip_name": files["clip_name"], "models_dir": files["models_dir"]}
+
+
+# MiniMax H3 (ComfyUI 0.33+): a diffusion-model file for UNETLoader and a TAE for VAELoader.
+# - ``diffusion_models/tiny_minimax_h3.safetensors``: a MiniMaxH3Model (the tiny config of support.families:
+#   hidden 64, 2 layers, 2 heads of 32, 1 token-refiner layer) with text width 768, the random CLIP-L's, so
+#   CLIPLoader(type "stable_diffusion") + CLIPTextEncode feed it. ComfyUI detects it as comfy.supported_models
+#   .MiniMaxH3 from the weights alone (comfy.model_detection: ``video_patch_proj`` + ``audio_patch_proj``; every
+#   width, depth and head count is read from a tensor shape; only the 1x2x2 patch, the norm epsilons and the
+#   12 / 3 video / audio sigma shifts are fixed). The real text encoder is Qwen3-VL-32B (CLIPLoader type
+#   "minimax"): far too big to write at random.
+# - ``vae_approx/taeh3.safetensors``: a TAEHV with 24 latent channels, patch 2 and a 12-channel last decoder conv,
+#   which comfy.sd.VAE reads as MiniMax H3's TAE (17k+5 frames <-> 5k+2 latent frames, 16x space). VAELoader
+#   loads a video TAE from vae_approx/ only under its bare name ("taeh3.safetensors": ``os.path.splitext(name)[0]
+#   in video_taes``; any other "taeh3*" name is listed but then looked up in vae/). Its widths are fixed in ComfyUI
+#   (11.3 M parameters); the real H3 video VAE is one fixed 2.6 B-parameter config.
+# No audio VAE: ComfyUI builds the H3 audio VAE (DAC encoder + BigVGAN decoder) with one fixed 151 M-parameter
+# config (comfy.ldm.minimax.audio_vae.MiniMaxH3AudioVAE()), so tests decode the video stream only.
+TINY_MINIMAX_H3 = "tiny_minimax_h3.safetensors"
+TAEH3 = "taeh3.safetensors"
+H3_TEXT_DIM = 768
+_H3_TRANSFORMER = {"hidden_size": 64, "num_layers": 2, "token_refiner_num_layers": 1, "num_attention_heads": 2,
+                   "attention_head_dim": 32, "ffn_hidden_size": 128, "latents_dim": 24, "audio_latents_dim": 32,
+                   "text_dim": H3_TEXT_DIM, "timestep_input_dim": 32, "time_embed_hidden_size": 64,
+                   "time_embed_dim": 32, "rope_inv_freq_len": 4}
+
+
+def write_tiny_minimax_h3(path: Path, seed: int = 30) -> Path:
+    """The tiny MiniMax H3 DiT described above (ComfyUI 0.33+: needs comfy.ldm.minimax.model), float32."""
+    import comfy.ldm.minimax.model
+    import comfy.ops
+
+    dm = comfy.ldm.minimax.model.MiniMaxH3Model(**_H3_TRANSFORMER, dtype=torch.float32, device=torch.device("cpu"),
+                                                operations=comfy.ops.disable_weight_init)
+    _fixtures().deterministic_init_(dm, seed=seed)
+    inv = dm.rope.inv_freq   # a buffer the checkpoint fills (torch.empty in ComfyUI); as support.families
+    inv.copy_(1.0 / (256.0 ** (torch.arange(inv.numel(), dtype=torch.float32) / inv.numel())))
+    _save(dm.state_dict(), path, dtype=torch.float32)
+    return path
+
+
+def write_taeh3(path: Path, seed: int = 31) -> Path:
+    """A random TAEHV for MiniMax H3's 24-channel latent (ComfyUI 0.33+). Unit gain: the H3 TAE clamps its frames to
+    [0, 1], and at gain 0.5 its ReLU stack shrinks them to ~3e-4 (black in 8 bits); at 1.0 a unit-normal latent
+    decodes to frames of mean ~0.17, std ~0.2, all finite."""
+    import comfy.taesd.taehv
+
+    tae = comfy.taesd.taehv.TAEHV(latent_channels=24)
+    _fixtures().deterministic_init_(tae, seed=seed, gain=1.0)
+    _save(tae.state_dict(), path)
+    return path
+
+
+def h3_model_files(sd15_checkpoint: str | Path) -> dict:
+    """{"unet_name", "vae_name", "clip_name", "models_dir"} of the random MiniMax H3 files (UNETLoader, VAELoader,
+    CLIPLoader type "stable_diffusion"), written (once) into :func:`wan_model_files`' models folder."""
+    files = wan_model_files(sd15_checkpoint)
+    models = files["models_dir"]
+    for path, writer in ((models / "diffusion_models" / TINY_MINIMAX_H3, write_tiny_minimax_h3),
+                         (models / "vae_approx" / TAEH3, write_taeh3)):
+        if not path.is_file():
+            writer(path)
+    return {"unet_name": TINY_MINIMAX_H3, "vae_name": TAEH3, "clip_name": files["clip_name"], "models_dir": models}
