@@ -148,7 +148,12 @@ def test_two_fresh_processes_agree_bit_for_bit(fresh, pack):
     from coherent_video.nodes import all_nodes
 
     a, b = fresh
+    from coherent_video.model_patches.hooks.stream_windows import unavailable
+
     names = {c.__name__ for c in all_nodes()}
+    if unavailable() is not None:   # the node cannot run on this ComfyUI (0.3.75): it raises a named error instead
+        print(f"StreamContextWindows has no determinism case here: {unavailable()}")
+        names.discard("StreamContextWindows")
     assert names <= set(a), names - set(a)  # every node has a determinism case
     for name in a:
         assert a[name].dtype == b[name].dtype and torch.equal(a[name], b[name]), name

@@ -137,7 +137,21 @@ class Cases:
         return {**({} if rife_out is None else {"RIFELoader": rife_out}), "LoadBundledClip": clip,
                 "MotionDecomposer": c_lat["samples"], "MotionScale": sc.diffs, "MotionSmooth": sm.diffs,
                 "MotionClamp": cl.diffs, "MotionCombiner": combined, "PerClipConditioning": out,
-                "PadConditioningWidth": padded}
+                "PadConditioningWidth": padded, **self._stream_windows()}
+
+    def _stream_windows(self) -> dict:
+        """StreamContextWindows on a tiny Wan 2.1 (a video DiT: the node refuses image models), 8 latent frames in
+        windows of 4; {} where this ComfyUI's core windows cannot carry it (0.3.75: the node says so)."""
+        from coherent_video.model_patches.hooks.stream_windows import unavailable
+        from coherent_video.nodes.stream_windows import StreamContextWindows
+
+        from . import families
+
+        if unavailable() is not None:
+            return {}
+        fx = families.build("wan21_t2v", frames=8)
+        m = StreamContextWindows.execute(fx.model, 4, 1, "standard_static", "pyramid", True).result[0]
+        return {"StreamContextWindows": families.sample_ksampler(m, fx.positive, fx.negative, fx.latent, steps=2)}
 
 
 STOPPABLE = ["BaseResidualNoise", "BaseResidualNoiseModel", "ReferenceImageCondition", "CrossStreamAttention",
