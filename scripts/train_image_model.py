@@ -46,7 +46,7 @@ UNET = dict(in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1
             context_dim=768, num_heads=8, num_head_channels=-1, use_linear_in_transformer=False,
             dims=2, use_spatial_transformer=True, legacy=False, adm_in_channels=None, use_temporal_attention=False,
             use_temporal_resblock=False)
-UNET_BATCH, UNET_STEPS, UNET_LR = 16, 3000, 4e-4
+UNET_BATCH, UNET_STEPS, UNET_LR = 16, 2000, 4e-4
 QAT_FRACTION = 0.4
 SD15_SCALE = 0.18215
 SEED = 10
@@ -189,8 +189,11 @@ def new_unet():
     unet = oam.UNetModel(image_size=32, device=torch.device("cpu"), dtype=torch.float32,
                          operations=comfy.ops.manual_cast, **UNET)
     tm.init_(unet, SEED + 1)
-    with torch.no_grad():  # the last conv starts at zero, as the LDM code initialises it (zero_module)
-        unet.out[-1].weight.zero_()
+    with torch.no_grad():
+        for m in unet.modules():  # tm.init_ tells norms by name; the U-Net's GroupNorms are called in_layers.0 etc.
+            if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)) and m.weight is not None:
+                m.weight.fill_(1.0)
+        unet.out[-1].weight.zero_()  # the last conv starts at zero, as the LDM code initialises it (zero_module)
     return unet
 
 
@@ -324,16 +327,16 @@ def samples(out: Path = ROOT / "output" / "trained_image_samples.png", seed: int
     from tests.support import trained as tr
 
     vae, clip, model = tr.load_image_vae(), tr.load_clip(), tr.load_image_model()
-    neg = tr.encode(clip, "")
+    neg = tr.encode_text(clip, "")
     rows = []
     for key, prompt in tr.PROMPTS.items():
-        pos = tr.encode(clip, prompt)
-        rows.append(tr.decode_images(vae, tr.sample_images(model, pos, neg, 6, seed=seed)))
+        pos = tr.encode_text(clip, prompt)
+        rows.append(tr.decode(vae, tr.sample(model, pos, neg, tr.empty_image_latent(6), seed=seed)))
     clips = torch.load(tm.WORK / "footage.pt")
     for name in ("bikes", "city"):
         if name in clips:
             real = clips[name]["heldout"][:6].permute(0, 2, 3, 1)
-            rows += [real, tr.decode_images(vae, vae.encode(real))]
+            rows += [real, tr.decode(vae, vae.encode(real))]
     tr.save_strip(rows, out)
     log(f"samples: {out}")
     return out
